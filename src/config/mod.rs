@@ -1,0 +1,178 @@
+//! Fluent Bit's classic configuration: the file format ([`loader`]), typed values ([`value`]),
+//! sections with file:line on every entry ([`section`]), and the `[SERVICE]` settings.
+//!
+//! Plugins read their own keys from their [`Section`]; whatever no plugin read is reported as an
+//! unknown key (a warning, since FireLens copies every task-definition option into outputs).
+
+pub mod loader;
+pub mod section;
+pub mod value;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use section::{ConfigError, Entry, Location, Section, SectionKind};
+pub use value::RetryLimit;
+
+/// `[SERVICE]` settings.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// How often outputs flush what they hold (`Flush`, seconds, default 1).
+    pub flush: Duration,
+    /// How long shutdown may take to deliver what is queued (`Grace`, default 5 s).
+    pub grace: Duration,
+    pub log_level: Option<String>,
+    /// Retry backoff: first wait up to `scheduler.base`, growing to at most `scheduler.cap`.
+    pub scheduler_base: Duration,
+    pub scheduler_cap: Duration,
+    /// `json.escape_unicode`: write non-ASCII as `\uXXXX` in JSON outputs (Fluent Bit's default).
+    pub json_escape_unicode: bool,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Service {
+            flush: Duration::from_secs(1),
+            grace: Duration::from_secs(5),
+            log_level: None,
+            scheduler_base: Duration::from_secs(5),
+            scheduler_cap: Duration::from_secs(2000),
+            json_escape_unicode: true,
+        }
+    }
+}
+
+/// Service keys Fluent Bit has that later work will implement: accepted with a warning.
+const SERVICE_KEYS_NOT_YET: &[&str] = &[
+    "http_server",
+    "http_listen",
+    "http_port",
+    "health_check",
+    "hc_errors_count",
+    "hc_retry_failure_count",
+    "hc_period",
+];
+
+/// Service keys that have no meaning here and are accepted silently.
+const SERVICE_KEYS_IGNORED: &[&str] = &[
+    "daemon",
+    "coro_stack_size",
+    "plugins_file",
+    "streams_file",
+    "json.convert_nan_to_null",
+];
+
+impl Service {
+    fn from_section(s: &Section, warnings: &mut Vec<String>) -> Result<Self, ConfigError> {
+        let d = Service::default();
+        let service = Service {
+            flush: s.duration("flush", d.flush)?,
+            grace: s.duration("grace", d.grace)?,
+            log_level: s.str("log_level").map(str::to_ascii_lowercase),
+            scheduler_base: s.duration("scheduler.base", d.scheduler_base)?,
+            scheduler_cap: s.duration("scheduler.cap", d.scheduler_cap)?,
+            json_escape_unicode: s.bool("json.escape_unicode", d.json_escape_unicode)?,
+        };
+        if service.flush.is_zero() {
+            let loc = s.entry("flush").map_or(&s.loc, |e| &e.loc);
+            return Err(ConfigError::new(loc, "Flush must be greater than 0"));
+        }
+        for key in SERVICE_KEYS_IGNORED {
+            s.all(key).for_each(drop);
+        }
+        for key in SERVICE_KEYS_NOT_YET {
+            for e in s.all(key) {
+                warnings.push(format!(
+                    "{}: [SERVICE] {} is not implemented yet; ignored",
+                    e.loc, e.key
+                ));
+            }
+        }
+        for e in s.entries() {
+            if e.key.to_ascii_lowercase().starts_with("storage.") {
+                s.all(&e.key).for_each(drop);
+                warnings.push(format!(
+                    "{}: [SERVICE] {} accepted, but on-disk buffering is not implemented yet",
+                    e.loc, e.key
+                ));
+            }
+        }
+        Ok(service)
+    }
+}
+
+/// A whole configuration, sections sorted by kind, each list in file order.
+#[derive(Debug, Default)]
+pub struct Config {
+    pub service: Service,
+    pub inputs: Vec<Section>,
+    pub filters: Vec<Section>,
+    pub outputs: Vec<Section>,
+    pub parsers: Vec<Section>,
+    /// Parsers files read, in order.
+    pub parsers_files: Vec<PathBuf>,
+    /// Things worth telling the user that do not stop the router.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads a main config file, its includes and parsers files, plus `extra_parsers` (`-R`).
+    pub fn from_file(path: &Path, extra_parsers: &[PathBuf]) -> Result<Self, ConfigError> {
+        let mut loader = loader::Loader::new();
+        loader.load_file(path)?;
+        let mut config = Config::default();
+        let mut parsers_files = Vec::new();
+        for section in &loader.sections {
+            if section.kind == SectionKind::Service {
+                for e in section.all("parsers_file") {
+                    parsers_files.push(loader::resolve(path, &e.value));
+                }
+            }
+        }
+        parsers_files.extend(extra_parsers.iter().cloned());
+        config.add_sections(loader.sections)?;
+        for file in &parsers_files {
+            let mut l = loader::Loader::new();
+            l.load_file(file)?;
+            config.add_sections(l.sections)?;
+        }
+        config.parsers_files = parsers_files;
+        for (name, loc) in loader.undefined_vars {
+            config.warnings.push(format!(
+                "{loc}: variable ${{{name}}} is not defined (by @SET or the environment); using an empty value"
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Sorts sections into the lists; later `[SERVICE]` sections override earlier keys.
+    pub fn add_sections(&mut self, sections: Vec<Section>) -> Result<(), ConfigError> {
+        for section in sections {
+            match section.kind {
+                SectionKind::Service => {
+                    self.service = Service::from_section(&section, &mut self.warnings)?;
+                    self.warn_unread(&section);
+                }
+                SectionKind::Input => self.inputs.push(section),
+                SectionKind::Filter => self.filters.push(section),
+                SectionKind::Output => self.outputs.push(section),
+                SectionKind::Parser | SectionKind::MultilineParser => self.parsers.push(section),
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a warning for each key of `section` that nothing read.
+    pub fn warn_unread(&mut self, section: &Section) {
+        let owner = match section.str("name") {
+            Some(name) => format!("{} plugin '{}'", section.kind.noun(), name),
+            None => format!("[{}]", section.kind.noun().to_uppercase()),
+        };
+        for e in section.unread() {
+            self.warnings.push(format!(
+                "{}: unknown key '{}' for {owner}; ignored",
+                e.loc, e.key
+            ));
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Counters per input and output. They live here so every stage can count; the monitoring
+//! endpoint that exposes them reads the same structs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down (queue occupancy).
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Why records were dropped on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// An event with a bad time or a record that is not a map.
+    InvalidEvent,
+    /// A whole frame refused (bad shape, bad tag, bad compression).
+    RefusedFrame,
+    /// No output's rule matched the tag.
+    NoRoute,
+    /// Delivery kept failing past `Retry_Limit`.
+    RetriesExhausted,
+    /// The output said the records can never be delivered.
+    PermanentError,
+    /// Still queued when the shutdown grace period ended.
+    ShutdownTimeout,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 6] = [
+        DropReason::InvalidEvent,
+        DropReason::RefusedFrame,
+        DropReason::NoRoute,
+        DropReason::RetriesExhausted,
+        DropReason::PermanentError,
+        DropReason::ShutdownTimeout,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::InvalidEvent => "invalid_event",
+            DropReason::RefusedFrame => "refused_frame",
+            DropReason::NoRoute => "no_route",
+            DropReason::RetriesExhausted => "retries_exhausted",
+            DropReason::PermanentError => "permanent_error",
+            DropReason::ShutdownTimeout => "shutdown_timeout",
+        }
+    }
+}
+
+/// Dropped records, by reason.
+#[derive(Debug, Default)]
+pub struct Drops([Counter; 6]);
+
+impl Drops {
+    pub fn add(&self, reason: DropReason, n: u64) {
+        self.0[reason as usize].add(n);
+    }
+
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[reason as usize].get()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct InputMetrics {
+    /// Instance name, e.g. `forward.0`.
+    pub name: String,
+    pub records: Counter,
+    pub bytes: Counter,
+    /// Frames refused and connections closed for bad input.
+    pub errors: Counter,
+    pub connections: Gauge,
+    pub dropped: Drops,
+}
+
+impl InputMetrics {
+    pub fn new(name: impl Into<String>) -> Self {
+        InputMetrics {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct OutputMetrics {
+    /// Instance name, e.g. `file.0`.
+    pub name: String,
+    /// Records and bytes delivered.
+    pub proc_records: Counter,
+    pub proc_bytes: Counter,
+    /// Failed flush attempts.
+    pub errors: Counter,
+    /// Retries scheduled, and chunks whose retries ran out.
+    pub retries: Counter,
+    pub retries_failed: Counter,
+    pub dropped: Drops,
+    /// Records and bytes queued or in flight, and the bound on the bytes.
+    pub queued_records: Gauge,
+    pub queued_bytes: Gauge,
+    pub queue_limit: u64,
+}
+
+impl OutputMetrics {
+    pub fn new(name: impl Into<String>, queue_limit: u64) -> Self {
+        OutputMetrics {
+            name: name.into(),
+            queue_limit,
+            ..Default::default()
+        }
+    }
+}

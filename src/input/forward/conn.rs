@@ -1,0 +1,252 @@
+//! Serves one Forward connection: read, find whole frames, decode them into batches, hand the
+//! batches to the engine, then ack.
+//!
+//! The read buffer is only held while there is data: an idle connection waits for readiness
+//! without a buffer, so thousands of idle clients cost little. Frames are split off the buffer
+//! without copying and their records stay slices of it. A frame is scanned once however many
+//! reads bring it in (see [`Scanner`]).
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_util::sync::CancellationToken;
+
+use super::Settings;
+use super::frame::{self, FrameError};
+use crate::engine::{Closed, DropReason, Emitter};
+use crate::msgpack::{DecodeError, Scanner, ScannerLimits};
+use crate::record::{Batch, Event, Tag};
+
+/// Bytes read at a time when no large frame is pending.
+const READ_SIZE: usize = 16 * 1024;
+/// Batches are handed over once they hold this much, even mid-read.
+const EMIT_BYTES: usize = 1_000_000;
+/// Deepest msgpack nesting accepted in a frame.
+const MAX_DEPTH: usize = 64;
+/// After stop, a client silent for this long is done.
+const DRAIN_IDLE: Duration = Duration::from_millis(200);
+
+/// A stream that can wait for data without a buffer.
+pub(super) trait Socket: AsyncWrite + Unpin + Send + 'static {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
+}
+
+impl Socket for TcpStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        TcpStream::readable(self)
+    }
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        TcpStream::try_read_buf(self, buf)
+    }
+}
+
+impl Socket for UnixStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        UnixStream::readable(self)
+    }
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        UnixStream::try_read_buf(self, buf)
+    }
+}
+
+/// Why a connection was closed by the router.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("invalid frame, closing the connection: {0}")]
+    Framing(#[from] DecodeError),
+    #[error(transparent)]
+    Closed(#[from] Closed),
+}
+
+struct Connection {
+    settings: Arc<Settings>,
+    buf: BytesMut,
+    scanner: Scanner,
+    /// Batches decoded but not yet handed over, in arrival order.
+    pending: Vec<Batch>,
+    pending_bytes: usize,
+    /// Acks for frames in `pending`, written once those are accepted.
+    acks: Vec<u8>,
+    /// Last tag seen on the wire and the tag it became, to share one `Arc` across frames.
+    /// (A copy, not a slice: a slice would pin the read buffer while the connection idles.)
+    last_tag: Option<(Box<[u8]>, Tag)>,
+    scratch: Vec<Event>,
+}
+
+pub(super) async fn serve<S: Socket>(
+    sock: S,
+    settings: Arc<Settings>,
+    mut emitter: Emitter,
+    stop: CancellationToken,
+    drain: Duration,
+) {
+    let metrics_name = settings.name.clone();
+    emitter.metrics().connections.add(1);
+    let mut conn = Connection {
+        scanner: Scanner::new(ScannerLimits {
+            max_bytes: settings.max_size,
+            max_depth: MAX_DEPTH,
+        }),
+        settings,
+        buf: BytesMut::new(),
+        pending: Vec::new(),
+        pending_bytes: 0,
+        acks: Vec::new(),
+        last_tag: None,
+        scratch: Vec::new(),
+    };
+    let mut sock = sock;
+    let mut drain_until = None;
+    loop {
+        let ready = match drain_until {
+            None => tokio::select! {
+                r = sock.readable() => r,
+                () = stop.cancelled() => {
+                    drain_until = Some(tokio::time::Instant::now() + drain);
+                    continue;
+                }
+            },
+            Some(until) => {
+                let idle = tokio::time::Instant::now() + DRAIN_IDLE;
+                match tokio::time::timeout_at(idle.min(until), sock.readable()).await {
+                    Ok(r) => r,
+                    Err(_) => break,
+                }
+            }
+        };
+        if ready.is_err() {
+            break;
+        }
+        conn.buf.reserve(conn.read_size());
+        match sock.try_read_buf(&mut conn.buf) {
+            Ok(0) => break,
+            Ok(n) => emitter.metrics().bytes.add(n as u64),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        }
+        if let Err(e) = conn.process(&mut emitter).await {
+            if let ConnError::Framing(_) = e {
+                emitter.metrics().errors.inc();
+                tracing::warn!("[input:forward:{metrics_name}] {e}");
+            }
+            break;
+        }
+        if !conn.acks.is_empty() {
+            if sock.write_all(&conn.acks).await.is_err() {
+                break;
+            }
+            conn.acks.clear();
+        }
+        if conn.buf.is_empty() {
+            // Release the buffer while idle; records still in flight keep their own slices.
+            conn.buf = BytesMut::new();
+        }
+    }
+    if !conn.buf.is_empty() {
+        tracing::debug!(
+            "[input:forward:{metrics_name}] connection closed with {} bytes of an incomplete frame",
+            conn.buf.len()
+        );
+    }
+    emitter.metrics().connections.sub(1);
+}
+
+impl Connection {
+    /// How much to read next: enough for the frame being received, within the chunk size.
+    fn read_size(&self) -> usize {
+        let owed = (self.scanner.scanned() as usize).saturating_sub(self.buf.len());
+        owed.clamp(READ_SIZE, self.settings.chunk_size.max(READ_SIZE))
+    }
+
+    /// Decodes every whole frame in the buffer and hands the batches over.
+    async fn process(&mut self, emitter: &mut Emitter) -> Result<(), ConnError> {
+        while let Some(len) = self.scanner.advance(&self.buf)? {
+            let frame = self.buf.split_to(len).freeze();
+            self.handle(&frame, emitter);
+            if self.pending_bytes >= EMIT_BYTES {
+                self.emit(emitter).await?;
+            }
+        }
+        self.emit(emitter).await?;
+        Ok(())
+    }
+
+    fn handle(&mut self, frame: &bytes::Bytes, emitter: &Emitter) {
+        let metrics = emitter.metrics();
+        let decoded = match frame::decode(frame, self.settings.max_size, &mut self.scratch) {
+            Ok(Some(f)) => f,
+            Ok(None) => return, // heartbeat
+            Err(e) => {
+                self.scratch.clear();
+                refuse(&self.settings.name, emitter, &e);
+                return;
+            }
+        };
+        if decoded.invalid > 0 {
+            metrics.dropped.add(DropReason::InvalidEvent, decoded.invalid as u64);
+            tracing::warn!(
+                "[input:forward:{}] skipped {} invalid entries (bad time or record not a map) in a frame tagged '{}'",
+                self.settings.name,
+                decoded.invalid,
+                String::from_utf8_lossy(&decoded.tag)
+            );
+        }
+        let tag = self.tag(&decoded.tag);
+        metrics.records.add(self.scratch.len() as u64);
+        let batch = match self.pending.last_mut() {
+            Some(b) if b.tag == tag => b,
+            _ => {
+                self.pending.push(Batch::new(tag));
+                let last = self.pending.len() - 1;
+                &mut self.pending[last]
+            }
+        };
+        for event in self.scratch.drain(..) {
+            self.pending_bytes += event.size();
+            batch.push(event);
+        }
+        if let Some(chunk) = decoded.chunk {
+            // {"ack": <chunk as sent>}
+            self.acks.extend_from_slice(&[0x81, 0xa3, b'a', b'c', b'k']);
+            self.acks.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The tag events are routed by: `Tag_Prefix` + wire tag, else `Tag`, else the wire tag.
+    fn tag(&mut self, wire: &bytes::Bytes) -> Tag {
+        if let Some((raw, tag)) = &self.last_tag {
+            if raw[..] == wire[..] {
+                return tag.clone();
+            }
+        }
+        // The decoder checked the tag is UTF-8.
+        let wire_str = String::from_utf8_lossy(wire);
+        let tag: Tag = match (&self.settings.tag_prefix, &self.settings.tag) {
+            (Some(prefix), _) => Arc::from(format!("{prefix}{wire_str}")),
+            (None, Some(fixed)) => Arc::from(fixed.as_str()),
+            (None, None) => Arc::from(wire_str.as_ref()),
+        };
+        self.last_tag = Some((Box::from(&wire[..]), tag.clone()));
+        tag
+    }
+
+    async fn emit(&mut self, emitter: &mut Emitter) -> Result<(), Closed> {
+        for batch in self.pending.drain(..) {
+            emitter.emit(batch).await?;
+        }
+        self.pending_bytes = 0;
+        Ok(())
+    }
+}
+
+fn refuse(input: &str, emitter: &Emitter, e: &FrameError) {
+    emitter.metrics().errors.inc();
+    emitter.metrics().dropped.add(DropReason::RefusedFrame, 1);
+    tracing::warn!("[input:forward:{input}] frame refused: {e}");
+}

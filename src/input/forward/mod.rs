@@ -1,0 +1,215 @@
+//! `forward`: the Fluentd Forward protocol v1 receiver, on TCP or a Unix socket.
+//!
+//! This file holds the settings and the listener; [`conn`] serves one connection and [`frame`]
+//! decodes one frame.
+
+mod conn;
+pub mod frame;
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::task::TaskTracker;
+
+use super::{BindError, Input, InputContext};
+use crate::config::{ConfigError, Section};
+
+/// Fluent Bit's defaults.
+const DEFAULT_PORT: u16 = 24224;
+const DEFAULT_CHUNK_SIZE: u64 = 1_024_000;
+const DEFAULT_MAX_SIZE: u64 = 6_144_000;
+
+/// Settings shared by the connections of one forward input.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub name: String,
+    pub listen: String,
+    pub port: u16,
+    pub unix_path: Option<PathBuf>,
+    pub unix_perm: Option<u32>,
+    /// Most bytes read into a connection's buffer at once.
+    pub chunk_size: usize,
+    /// Largest frame accepted (and largest inflated payload).
+    pub max_size: usize,
+    pub tag_prefix: Option<String>,
+    pub tag: Option<String>,
+}
+
+impl Settings {
+    fn from_section(section: &Section, name: &str) -> Result<Self, ConfigError> {
+        for key in ["shared_key", "self_hostname", "security.users", "empty_shared_key"] {
+            if let Some(e) = section.entry(key) {
+                return Err(ConfigError::new(
+                    &e.loc,
+                    format!("{}: the forward handshake (shared key, users) is not implemented yet", e.key),
+                ));
+            }
+        }
+        if section.bool("tls", false)? {
+            let loc = section.entry("tls").map_or(&section.loc, |e| &e.loc);
+            return Err(ConfigError::new(loc, "tls: TLS on the forward listener is not implemented yet"));
+        }
+        // Fluent Bit's threading keys: one event loop serves every connection here.
+        for key in ["threaded", "workers"] {
+            section.all(key).for_each(drop);
+        }
+        let port = section
+            .parse("port", |s| s.trim().parse::<u16>().map_err(|_| format!("'{s}' is not a port number")))?
+            .unwrap_or(DEFAULT_PORT);
+        let unix_perm = section.parse("unix_perm", |s| {
+            u32::from_str_radix(s.trim().trim_start_matches("0o"), 8)
+                .map(|m| m & 0o7777)
+                .map_err(|_| format!("'{s}' is not an octal file mode (e.g. 0660)"))
+        })?;
+        let chunk_size = section.size("buffer_chunk_size")?.unwrap_or(DEFAULT_CHUNK_SIZE).max(1024);
+        let max_size = section.size("buffer_max_size")?.unwrap_or(DEFAULT_MAX_SIZE).max(chunk_size);
+        Ok(Settings {
+            name: name.to_string(),
+            listen: section.str("listen").unwrap_or("0.0.0.0").to_string(),
+            port,
+            unix_path: section.str("unix_path").map(PathBuf::from),
+            unix_perm,
+            chunk_size: chunk_size.min(u32::MAX as u64) as usize,
+            max_size: max_size.min(u32::MAX as u64) as usize,
+            tag_prefix: section.str("tag_prefix").map(str::to_string),
+            tag: section.str("tag").map(str::to_string),
+        })
+    }
+
+    fn address(&self) -> String {
+        match &self.unix_path {
+            Some(p) => format!("unix://{}", p.display()),
+            None => format!("{}:{}", self.listen, self.port),
+        }
+    }
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    /// The socket file is removed when the listener is dropped.
+    Unix(UnixListener, #[allow(dead_code)] SocketFile),
+}
+
+/// The socket file of a Unix listener, removed when the listener closes.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub struct Forward {
+    settings: Arc<Settings>,
+    listener: Option<Listener>,
+}
+
+impl Forward {
+    pub fn from_section(section: &Section, name: &str) -> Result<Self, ConfigError> {
+        Ok(Forward {
+            settings: Arc::new(Settings::from_section(section, name)?),
+            listener: None,
+        })
+    }
+
+    fn bind_error(&self, source: std::io::Error) -> BindError {
+        BindError {
+            input: self.settings.name.clone(),
+            address: self.settings.address(),
+            source,
+        }
+    }
+}
+
+#[async_trait]
+impl Input for Forward {
+    async fn bind(&mut self) -> Result<(), BindError> {
+        let s = self.settings.clone();
+        let listener = match &s.unix_path {
+            Some(path) => {
+                // A socket left by an earlier run is replaced; any other file is not ours.
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    if !meta.file_type().is_socket() {
+                        return Err(self.bind_error(std::io::Error::new(
+                            std::io::ErrorKind::AlreadyExists,
+                            "the path exists and is not a socket",
+                        )));
+                    }
+                    std::fs::remove_file(path).map_err(|e| self.bind_error(e))?;
+                }
+                let listener = UnixListener::bind(path).map_err(|e| self.bind_error(e))?;
+                let file = SocketFile(path.clone());
+                if let Some(mode) = s.unix_perm {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                        .map_err(|e| self.bind_error(e))?;
+                }
+                Listener::Unix(listener, file)
+            }
+            None => Listener::Tcp(
+                TcpListener::bind((s.listen.as_str(), s.port))
+                    .await
+                    .map_err(|e| self.bind_error(e))?,
+            ),
+        };
+        let shown = match &listener {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|_| s.address(), |a| a.to_string()),
+            Listener::Unix(..) => s.address(),
+        };
+        tracing::info!("[input:forward:{}] listening on {shown}", s.name);
+        self.listener = Some(listener);
+        Ok(())
+    }
+
+    async fn run(self: Box<Self>, ctx: InputContext) {
+        let Some(listener) = self.listener else {
+            return;
+        };
+        let connections = TaskTracker::new();
+        let settings = self.settings;
+        loop {
+            let accepted = tokio::select! {
+                () = ctx.stop.cancelled() => break,
+                a = accept(&listener) => a,
+            };
+            match accepted {
+                Ok(Accepted::Tcp(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(conn::serve(stream, settings.clone(), ctx.emitter.clone(), ctx.stop.clone(), ctx.drain));
+                }
+                Ok(Accepted::Unix(stream)) => {
+                    connections.spawn(conn::serve(stream, settings.clone(), ctx.emitter.clone(), ctx.stop.clone(), ctx.drain));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!("[input:forward:{}] accept failed: {e}", settings.name);
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+        // Stop accepting (and remove the socket file) before draining the connections.
+        drop(listener);
+        connections.close();
+        connections.wait().await;
+    }
+
+    fn describe(&self) -> String {
+        format!("forward on {}", self.settings.address())
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+        Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
+}

@@ -1,0 +1,268 @@
+//! Writes msgpack values as JSON text, straight from the encoded bytes, the way Fluent Bit does:
+//! compact, floats as C's `%.16g` (`%.1f` when integral), non-ASCII as `\uXXXX` unless
+//! `json.escape_unicode` is off, and when a map repeats a key the last one wins.
+//!
+//! Where Fluent Bit writes invalid JSON we write valid JSON instead: bytes that are not UTF-8
+//! (Docker does not validate log lines) become U+FFFD, NaN and infinities `null`, EventTime
+//! extensions float seconds, other extensions `null`, and non-string keys `""`.
+
+use super::{Reader, ValueRef};
+use crate::record::{EventTime, Fields};
+
+/// Nesting beyond this is written as `null` (receivers already refuse deeper frames).
+const MAX_DEPTH: usize = 64;
+
+/// How strings are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonStyle {
+    /// Write non-ASCII characters as `\uXXXX` escapes (Fluent Bit's default) or as raw UTF-8.
+    pub escape_unicode: bool,
+}
+
+impl Default for JsonStyle {
+    fn default() -> Self {
+        JsonStyle {
+            escape_unicode: true,
+        }
+    }
+}
+
+impl JsonStyle {
+    /// Writes one encoded value (header included). Undecodable bytes are written as `null`.
+    pub fn value(self, out: &mut Vec<u8>, encoded: &[u8]) {
+        match Reader::new(encoded).value() {
+            Ok(v) => self.value_ref(out, v, 0),
+            Err(_) => out.extend_from_slice(b"null"),
+        }
+    }
+
+    /// Writes the pairs of a map as JSON members without braces, each preceded by a comma when
+    /// `comma_first` (so a caller can put its own members first).
+    pub fn members(self, out: &mut Vec<u8>, fields: Fields<'_>, comma_first: bool) {
+        self.members_at(out, fields, comma_first, 1);
+    }
+
+    fn members_at(self, out: &mut Vec<u8>, mut fields: Fields<'_>, mut comma: bool, depth: usize) {
+        while let Some(Ok((key, value))) = fields.next() {
+            // A later pair with the same key replaces this one.
+            if fields.clone().any(|p| matches!(p, Ok((k, _)) if k == key)) {
+                continue;
+            }
+            if comma {
+                out.push(b',');
+            }
+            comma = true;
+            self.str(out, key);
+            out.push(b':');
+            self.value_ref(out, value, depth);
+        }
+    }
+
+    fn value_ref(self, out: &mut Vec<u8>, value: ValueRef<'_>, depth: usize) {
+        match value {
+            ValueRef::Nil => out.extend_from_slice(b"null"),
+            ValueRef::Bool(true) => out.extend_from_slice(b"true"),
+            ValueRef::Bool(false) => out.extend_from_slice(b"false"),
+            ValueRef::UInt(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+            ValueRef::Int(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+            ValueRef::F64(v) => write_f64(out, v),
+            ValueRef::Str(s) | ValueRef::Bin(s) => self.str(out, s),
+            ValueRef::Ext(0, b) if b.len() == 8 => {
+                let secs = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                let nanos = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                write_f64(out, EventTime::from_parts(i64::from(secs), nanos).as_f64());
+            }
+            ValueRef::Ext(..) => out.extend_from_slice(b"null"),
+            _ if depth >= MAX_DEPTH => out.extend_from_slice(b"null"),
+            ValueRef::Array(n, body) => {
+                out.push(b'[');
+                let mut r = Reader::new(body);
+                for i in 0..n {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    match r.value() {
+                        Ok(v) => self.value_ref(out, v, depth + 1),
+                        Err(_) => out.extend_from_slice(b"null"),
+                    }
+                }
+                out.push(b']');
+            }
+            ValueRef::Map(n, body) => {
+                out.push(b'{');
+                self.members_at(out, Fields::from_body(n, body), false, depth + 1);
+                out.push(b'}');
+            }
+        }
+    }
+
+    /// Writes `s` as a quoted JSON string.
+    pub fn str(self, out: &mut Vec<u8>, s: &[u8]) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        for chunk in s.utf8_chunks() {
+            let valid = chunk.valid();
+            if self.escape_unicode && !valid.is_ascii() {
+                for c in valid.chars() {
+                    if c.is_ascii() {
+                        write_escaped(out, &[c as u8]);
+                    } else {
+                        let mut units = [0u16; 2];
+                        for u in c.encode_utf16(&mut units) {
+                            write_u_escape(out, *u);
+                        }
+                    }
+                }
+            } else {
+                write_escaped(out, valid.as_bytes());
+            }
+            if !chunk.invalid().is_empty() {
+                if self.escape_unicode {
+                    write_u_escape(out, 0xfffd);
+                } else {
+                    out.extend_from_slice("\u{FFFD}".as_bytes());
+                }
+            }
+        }
+        out.push(b'"');
+    }
+}
+
+/// Writes a float as Fluent Bit does: `%.1f` when integral, else `%.16g`. JSON has no NaN or
+/// infinity, so those become `null`.
+pub fn write_f64(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write;
+    if !v.is_finite() {
+        out.extend_from_slice(b"null");
+    } else if v == v.trunc() && v.abs() < 9.2e18 {
+        let _ = write!(out, "{v:.1}");
+    } else {
+        write_g16(out, v);
+    }
+}
+
+/// C's `%.16g`: 16 significant digits, trailing zeros dropped, exponent form when the exponent
+/// is below -4 or at least 16.
+fn write_g16(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write;
+    let sci = format!("{v:.15e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..16).contains(&exp) {
+        let m = mantissa.trim_end_matches('0').trim_end_matches('.');
+        let sign = if exp < 0 { '-' } else { '+' };
+        let _ = write!(out, "{m}e{sign}{:02}", exp.abs());
+    } else {
+        let decimals = (15 - exp).max(0) as usize;
+        let fixed = format!("{v:.decimals$}");
+        let fixed = if fixed.contains('.') {
+            fixed.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            &fixed
+        };
+        out.extend_from_slice(fixed.as_bytes());
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn write_u_escape(out: &mut Vec<u8>, unit: u16) {
+    out.extend_from_slice(b"\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[usize::from((unit >> shift) & 0xf)]);
+    }
+}
+
+/// Escapes ASCII as JSON requires; other bytes are copied.
+fn write_escaped(out: &mut Vec<u8>, s: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f | 0x7f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&s[start..i]);
+        if short.is_empty() {
+            write_u_escape(out, u16::from(b));
+        } else {
+            out.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&s[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(encoded: &[u8]) -> String {
+        let mut out = Vec::new();
+        JsonStyle::default().value(&mut out, encoded);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn float(v: f64) -> String {
+        let mut out = Vec::new();
+        write_f64(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn floats_follow_c_formats() {
+        assert_eq!(float(1_700_000_000.123_456_789), "1700000000.123457");
+        assert_eq!(float(1_700_000_000.5), "1700000000.5");
+        assert_eq!(float(1_700_000_000.0), "1700000000.0");
+        assert_eq!(float(2.0), "2.0");
+        assert_eq!(float(0.072), "0.07199999999999999");
+        assert_eq!(float(1e-5), "1e-05");
+        assert_eq!(float(1.5e20), "1.5e+20");
+        assert_eq!(float(3.5), "3.5");
+        assert_eq!(float(f64::NAN), "null");
+    }
+
+    #[test]
+    fn later_duplicate_keys_win() {
+        // {"a":1,"b":2,"a":3}
+        let buf = [0x83, 0xa1, b'a', 0x01, 0xa1, b'b', 0x02, 0xa1, b'a', 0x03];
+        assert_eq!(json(&buf), r#"{"b":2,"a":3}"#);
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_by_default() {
+        let mut out = Vec::new();
+        JsonStyle::default().str(&mut out, "é/あ😀".as_bytes());
+        assert_eq!(String::from_utf8(out).unwrap(), r#""\u00e9/\u3042\ud83d\ude00""#);
+        let mut out = Vec::new();
+        JsonStyle { escape_unicode: false }.str(&mut out, "é".as_bytes());
+        assert_eq!(String::from_utf8(out).unwrap(), "\"é\"");
+    }
+
+    #[test]
+    fn writes_nested_values() {
+        // {"a": [1, -2, 1.5, nil, true], "b": {"c": "d"}}
+        let buf = [
+            0x82, 0xa1, b'a', 0x95, 0x01, 0xfe, 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xc0, 0xc3,
+            0xa1, b'b', 0x81, 0xa1, b'c', 0xa1, b'd',
+        ];
+        assert_eq!(json(&buf), r#"{"a":[1,-2,1.5,null,true],"b":{"c":"d"}}"#);
+    }
+
+    #[test]
+    fn escapes_strings_and_repairs_bad_utf8() {
+        let mut out = Vec::new();
+        let raw = JsonStyle { escape_unicode: false };
+        raw.str(&mut out, b"a\"b\\c\n\x01\x7f\xff\xc3\xa9");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c\\n\\u0001\\u007f\u{FFFD}\u{e9}\""
+        );
+    }
+}

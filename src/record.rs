@@ -1,0 +1,240 @@
+//! The data every stage shares: an event (time + record) and a batch of events under one tag.
+//!
+//! A record is kept as the msgpack map it arrived as, sliced out of the connection's read buffer
+//! (`Bytes` shares the allocation), so receiving a Docker log line costs no copy and no allocation
+//! per field. Stages that only read a record walk it with [`Event::fields`]; stages that change
+//! it write a new map.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::msgpack::{DecodeError, Header, Reader, ValueRef};
+
+/// A tag, shared by every event of a batch.
+pub type Tag = Arc<str>;
+
+/// An event's time, in nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct EventTime(i64);
+
+impl EventTime {
+    pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+    pub fn from_parts(secs: i64, nanos: u32) -> Self {
+        EventTime(
+            secs.saturating_mul(Self::NANOS_PER_SEC)
+                .saturating_add(i64::from(nanos)),
+        )
+    }
+
+    pub fn from_nanos(nanos: i64) -> Self {
+        EventTime(nanos)
+    }
+
+    /// Seconds as a float, as senders without EventTime support send them.
+    pub fn from_f64(secs: f64) -> Self {
+        EventTime((secs * Self::NANOS_PER_SEC as f64) as i64)
+    }
+
+    pub fn now() -> Self {
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        EventTime::from_parts(d.as_secs() as i64, d.subsec_nanos())
+    }
+
+    pub fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(Self::NANOS_PER_SEC)
+    }
+
+    pub fn subsec_nanos(self) -> u32 {
+        self.0.rem_euclid(Self::NANOS_PER_SEC) as u32
+    }
+
+    pub fn as_f64(self) -> f64 {
+        self.secs() as f64 + f64::from(self.subsec_nanos()) / 1e9
+    }
+}
+
+/// One log event: its time and its record, a msgpack map.
+#[derive(Clone, PartialEq)]
+pub struct Event {
+    pub time: EventTime,
+    /// The record as an encoded msgpack map (header included). Always a map: the receivers check.
+    pub record: Bytes,
+}
+
+impl Event {
+    /// Builds an event from an encoded map, checking that it is one.
+    pub fn new(time: EventTime, record: Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(&record);
+        match r.header()? {
+            Header::Map(_) => Ok(Event { time, record }),
+            other => Err(DecodeError::Type {
+                expected: "map",
+                found: other.type_name(),
+            }),
+        }
+    }
+
+    /// Builds an event from string pairs (tests, generated records).
+    pub fn from_pairs(time: EventTime, pairs: &[(&str, &str)]) -> Self {
+        let mut buf = Vec::with_capacity(16 + pairs.len() * 16);
+        let _ = rmp::encode::write_map_len(&mut buf, pairs.len() as u32);
+        for (k, v) in pairs {
+            crate::msgpack::write_str(&mut buf, k.as_bytes());
+            crate::msgpack::write_str(&mut buf, v.as_bytes());
+        }
+        Event {
+            time,
+            record: Bytes::from(buf),
+        }
+    }
+
+    /// The record's key/value pairs, in their order on the wire.
+    pub fn fields(&self) -> Fields<'_> {
+        Fields::new(&self.record)
+    }
+
+    /// The value of the first field named `key`.
+    pub fn get(&self, key: &str) -> Option<ValueRef<'_>> {
+        self.fields()
+            .filter_map(Result::ok)
+            .find(|(k, _)| *k == key.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    /// Bytes this event holds in memory, for queue accounting.
+    pub fn size(&self) -> usize {
+        self.record.len() + std::mem::size_of::<Event>()
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut json = Vec::new();
+        crate::msgpack::json::JsonStyle::default().value(&mut json, &self.record);
+        write!(
+            f,
+            "Event({}, {})",
+            self.time.as_nanos(),
+            String::from_utf8_lossy(&json)
+        )
+    }
+}
+
+/// Iterator over a record's pairs. Keys are the raw bytes of a str or bin key; a pair whose key
+/// is of another type (possible from a hostile sender) is yielded with an empty key.
+#[derive(Clone)]
+pub struct Fields<'a> {
+    reader: Reader<'a>,
+    left: u32,
+}
+
+impl<'a> Fields<'a> {
+    /// Walks an encoded map (header included).
+    pub fn new(map: &'a [u8]) -> Self {
+        let mut reader = Reader::new(map);
+        let left = match reader.header() {
+            Ok(Header::Map(n)) => n,
+            _ => 0,
+        };
+        Fields { reader, left }
+    }
+
+    /// Walks a map body of `pairs` pairs (as in [`ValueRef::Map`]).
+    pub fn from_body(pairs: u32, body: &'a [u8]) -> Self {
+        Fields {
+            reader: Reader::new(body),
+            left: pairs,
+        }
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<(&'a [u8], ValueRef<'a>), DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let pair = (|| {
+            let key = match self.reader.value()? {
+                ValueRef::Str(k) | ValueRef::Bin(k) => k,
+                _ => &[][..],
+            };
+            Ok((key, self.reader.value()?))
+        })();
+        if pair.is_err() {
+            self.left = 0;
+        }
+        Some(pair)
+    }
+}
+
+/// Events under one tag, the unit that moves between stages.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub tag: Tag,
+    pub events: Vec<Event>,
+    /// Sum of the events' [`Event::size`].
+    pub bytes: usize,
+}
+
+impl Batch {
+    pub fn new(tag: Tag) -> Self {
+        Batch {
+            tag,
+            events: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    pub fn push(&mut self, event: Event) {
+        self.bytes += event.size();
+        self.events.push(event);
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_splits_into_seconds_and_nanos() {
+        let t = EventTime::from_parts(1_441_588_984, 123_456_789);
+        assert_eq!(t.secs(), 1_441_588_984);
+        assert_eq!(t.subsec_nanos(), 123_456_789);
+        assert_eq!(t.as_nanos(), 1_441_588_984_123_456_789);
+    }
+
+    #[test]
+    fn fields_walk_the_map_in_order() {
+        let e = Event::from_pairs(EventTime::default(), &[("log", "hello"), ("source", "stdout")]);
+        let keys: Vec<_> = e.fields().map(|f| f.unwrap().0.to_vec()).collect();
+        assert_eq!(keys, vec![b"log".to_vec(), b"source".to_vec()]);
+        assert_eq!(e.get("source"), Some(ValueRef::Str(b"stdout")));
+        assert_eq!(e.get("missing"), None);
+    }
+
+    #[test]
+    fn new_refuses_a_record_that_is_not_a_map() {
+        assert!(Event::new(EventTime::default(), Bytes::from_static(&[0x91, 0x01])).is_err());
+    }
+}
