@@ -29,7 +29,9 @@ pub fn command() -> Command {
                 .long("config")
                 .value_name("FILE")
                 .value_parser(clap::value_parser!(PathBuf))
-                .help(format!("Fluent Bit classic config file (default: {FIRELENS_CONFIG} if it exists)")),
+                .help(format!(
+                    "Fluent Bit classic config file (default: {FIRELENS_CONFIG} if it exists)"
+                )),
         )
         .arg(
             many("parser", 'R', "parser", "Add a parsers file")
@@ -43,14 +45,42 @@ pub fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Load and check the config, print what would run, and exit"),
         )
-        .arg(many("input", 'i', "input", "Quick mode: add an input plugin"))
-        .arg(many("filter", 'F', "filter", "Quick mode: add a filter plugin"))
-        .arg(many("output", 'o', "output", "Quick mode: add an output plugin"))
-        .arg(many("prop", 'p', "prop", "Set KEY=VALUE on the plugin given last").value_name("KEY=VALUE"))
+        .arg(many(
+            "input",
+            'i',
+            "input",
+            "Quick mode: add an input plugin",
+        ))
+        .arg(many(
+            "filter",
+            'F',
+            "filter",
+            "Quick mode: add a filter plugin",
+        ))
+        .arg(many(
+            "output",
+            'o',
+            "output",
+            "Quick mode: add an output plugin",
+        ))
+        .arg(
+            many(
+                "prop",
+                'p',
+                "prop",
+                "Set KEY=VALUE on the plugin given last",
+            )
+            .value_name("KEY=VALUE"),
+        )
         .arg(many("tag", 't', "tag", "Set the tag of the input given last").value_name("TAG"))
         .arg(
-            many("match", 'm', "match", "Set Match on the filter or output given last")
-                .value_name("PATTERN"),
+            many(
+                "match",
+                'm',
+                "match",
+                "Set Match on the filter or output given last",
+            )
+            .value_name("PATTERN"),
         )
         .arg(
             Arg::new("flush")
@@ -111,7 +141,10 @@ pub fn quick_sections(m: &ArgMatches) -> Result<Vec<Section>, ConfigError> {
         let Some(last) = sections.last_mut() else {
             return Err(ConfigError::new(
                 &loc,
-                format!("-{} '{value}' must follow a plugin (-i, -F or -o)", flag(id)),
+                format!(
+                    "-{} '{value}' must follow a plugin (-i, -F or -o)",
+                    flag(id)
+                ),
             ));
         };
         match id {
@@ -174,7 +207,12 @@ pub fn load_config(m: &ArgMatches, file: Option<&Path>) -> Result<Config, Config
         config.service.flush = crate::config::value::parse_duration(f)
             .ok()
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| ConfigError::new(&Location::command_line(), format!("-f '{f}' is not a flush interval")))?;
+            .ok_or_else(|| {
+                ConfigError::new(
+                    &Location::command_line(),
+                    format!("-f '{f}' is not a flush interval"),
+                )
+            })?;
     }
     Ok(config)
 }
@@ -191,8 +229,19 @@ mod tests {
     #[test]
     fn props_apply_to_the_plugin_before_them() {
         let s = sections(&[
-            "logrouter", "-i", "forward", "-p", "port=24225", "-t", "app", "-o", "stdout", "-m", "*",
-            "-p", "format=json_lines",
+            "logrouter",
+            "-i",
+            "forward",
+            "-p",
+            "port=24225",
+            "-t",
+            "app",
+            "-o",
+            "stdout",
+            "-m",
+            "*",
+            "-p",
+            "format=json_lines",
         ])
         .unwrap();
         assert_eq!(s.len(), 2);

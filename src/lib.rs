@@ -14,6 +14,7 @@ pub mod input;
 pub mod logging;
 pub mod msgpack;
 pub mod output;
+pub mod parser;
 pub mod record;
 pub mod router;
 

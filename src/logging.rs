@@ -45,7 +45,11 @@ pub fn parse_level(s: &str) -> Result<Option<Level>, String> {
         "info" => Level::INFO,
         "debug" => Level::DEBUG,
         "trace" => Level::TRACE,
-        _ => return Err(format!("'{s}' is not a log level (off, error, warn, info, debug, trace)")),
+        _ => {
+            return Err(format!(
+                "'{s}' is not a log level (off, error, warn, info, debug, trace)"
+            ));
+        }
     }))
 }
 

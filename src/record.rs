@@ -226,7 +226,10 @@ mod tests {
 
     #[test]
     fn fields_walk_the_map_in_order() {
-        let e = Event::from_pairs(EventTime::default(), &[("log", "hello"), ("source", "stdout")]);
+        let e = Event::from_pairs(
+            EventTime::default(),
+            &[("log", "hello"), ("source", "stdout")],
+        );
         let keys: Vec<_> = e.fields().map(|f| f.unwrap().0.to_vec()).collect();
         assert_eq!(keys, vec![b"log".to_vec(), b"source".to_vec()]);
         assert_eq!(e.get("source"), Some(ValueRef::Str(b"stdout")));

@@ -22,7 +22,10 @@ impl Matcher {
         let regex = match section.entry("match_regex") {
             None => None,
             Some(e) => Some(Regex::new(&format!("^(?:{})", e.value)).map_err(|err| {
-                ConfigError::new(&e.loc, format!("Match_Regex '{}' is invalid: {err}", e.value))
+                ConfigError::new(
+                    &e.loc,
+                    format!("Match_Regex '{}' is invalid: {err}", e.value),
+                )
             })?),
         };
         if wildcard.is_none() && regex.is_none() {

@@ -157,7 +157,10 @@ impl Section {
             Some(n) if !n.is_empty() => Ok(n.to_ascii_lowercase()),
             _ => Err(ConfigError::new(
                 &self.loc,
-                format!("[{}] section has no 'Name'", self.kind.noun().to_uppercase()),
+                format!(
+                    "[{}] section has no 'Name'",
+                    self.kind.noun().to_uppercase()
+                ),
             )),
         }
     }
@@ -237,7 +240,10 @@ mod tests {
     fn bad_values_name_the_line() {
         let err = section().size("buffer_max_size").unwrap_err();
         assert_eq!(err.loc.line, 3);
-        assert!(err.to_string().starts_with("t.conf:3: Buffer_Max_Size: 'lots' is not a size"));
+        assert!(
+            err.to_string()
+                .starts_with("t.conf:3: Buffer_Max_Size: 'lots' is not a size")
+        );
     }
 
     #[test]

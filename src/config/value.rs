@@ -28,7 +28,9 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "on" | "true" | "yes" | "1" => Ok(true),
         "off" | "false" | "no" | "0" => Ok(false),
-        _ => Err(format!("'{s}' is not a boolean (use On/Off, true/false, yes/no)")),
+        _ => Err(format!(
+            "'{s}' is not a boolean (use On/Off, true/false, yes/no)"
+        )),
     }
 }
 

@@ -104,7 +104,12 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Flushes one chunk until it is delivered, fails for good, or runs out of retries.
-async fn deliver(output: &dyn Output, chunk: Vec<Queued>, settings: &LaneSettings, metrics: &OutputMetrics) {
+async fn deliver(
+    output: &dyn Output,
+    chunk: Vec<Queued>,
+    settings: &LaneSettings,
+    metrics: &OutputMetrics,
+) {
     let batches: Vec<Arc<Batch>> = chunk.iter().map(|q| q.batch.clone()).collect();
     let records: u64 = batches.iter().map(|b| b.len() as u64).sum();
     let bytes: u64 = batches.iter().map(|b| b.bytes as u64).sum();

@@ -20,6 +20,7 @@ use crate::config::{Config, ConfigError, RetryLimit, Service};
 use crate::filter::{self, FilterChain};
 use crate::input::{self, BindError, InputContext, InputSpec};
 use crate::output::{self, OutputSpec};
+use crate::parser::Parser;
 use crate::router::Matcher;
 use delivery::{Backoff, LaneSettings};
 pub use emitter::{Budget, Closed, Emitter, Lane, Pipeline};
@@ -28,6 +29,8 @@ pub use metrics::{DropReason, InputMetrics, OutputMetrics};
 /// A validated configuration, every plugin built, nothing bound or running yet.
 pub struct Plan {
     pub service: Service,
+    /// Parsers by name, for the filters that use them.
+    pub parsers: Vec<Parser>,
     pub inputs: Vec<InputSpec>,
     pub filters: FilterChain,
     pub outputs: Vec<OutputSpec>,
@@ -50,6 +53,21 @@ impl Plan {
     /// Builds every plugin of `config`; the first error stops the build. Warnings (unknown keys,
     /// outputs that match nothing) are added to `config.warnings`.
     pub fn build(config: &mut Config) -> Result<Plan, ConfigError> {
+        let mut parsers: Vec<Parser> = Vec::new();
+        for s in &config.parsers {
+            if s.kind != crate::config::SectionKind::Parser {
+                continue; // multiline parsers are read with the multiline filter
+            }
+            let p = Parser::from_section(s)?;
+            if parsers.iter().any(|q| q.name == p.name) {
+                config.warnings.push(format!(
+                    "{}: parser '{}' is defined again; the later one is used",
+                    s.loc, p.name
+                ));
+                parsers.retain(|q| q.name != p.name);
+            }
+            parsers.push(p);
+        }
         let mut numbers = Numbering::default();
         let mut inputs = Vec::new();
         for s in &config.inputs {
@@ -80,6 +98,12 @@ impl Plan {
             .iter()
             .chain(&config.filters)
             .chain(&config.outputs)
+            .chain(
+                config
+                    .parsers
+                    .iter()
+                    .filter(|s| s.kind == crate::config::SectionKind::Parser),
+            )
             .cloned()
             .collect();
         for s in &sections {
@@ -91,6 +115,7 @@ impl Plan {
         }
         Ok(Plan {
             service: config.service.clone(),
+            parsers,
             inputs,
             filters: FilterChain::new(stages),
             outputs,
@@ -118,11 +143,17 @@ impl Plan {
                 i.input.describe()
             );
         }
+        for p in &self.parsers {
+            let _ = writeln!(out, "[PARSER]  {}", p.name);
+        }
         for (name, matcher) in self.filters.names() {
             let _ = writeln!(out, "[FILTER]  {name}: {}", matcher.describe());
         }
         for o in &self.outputs {
-            let rule = o.matcher.as_ref().map_or("nothing".into(), Matcher::describe);
+            let rule = o
+                .matcher
+                .as_ref()
+                .map_or("nothing".into(), Matcher::describe);
             let retry = match o.retry_limit {
                 RetryLimit::Unlimited => "no limit".to_string(),
                 RetryLimit::Limited(n) => n.to_string(),
@@ -180,7 +211,11 @@ impl Plan {
         for spec in self.inputs {
             let metrics = Arc::new(InputMetrics::new(&spec.name));
             input_metrics.push(metrics.clone());
-            let emitter = Emitter::new(pipeline.clone(), metrics, spec.mem_buf_limit.map(Budget::new));
+            let emitter = Emitter::new(
+                pipeline.clone(),
+                metrics,
+                spec.mem_buf_limit.map(Budget::new),
+            );
             input_tasks.push(tokio::spawn(spec.input.run(InputContext {
                 emitter,
                 stop: stopping.clone(),

@@ -239,9 +239,15 @@ mod tests {
     fn non_ascii_is_escaped_by_default() {
         let mut out = Vec::new();
         JsonStyle::default().str(&mut out, "é/あ😀".as_bytes());
-        assert_eq!(String::from_utf8(out).unwrap(), r#""\u00e9/\u3042\ud83d\ude00""#);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""\u00e9/\u3042\ud83d\ude00""#
+        );
         let mut out = Vec::new();
-        JsonStyle { escape_unicode: false }.str(&mut out, "é".as_bytes());
+        JsonStyle {
+            escape_unicode: false,
+        }
+        .str(&mut out, "é".as_bytes());
         assert_eq!(String::from_utf8(out).unwrap(), "\"é\"");
     }
 
@@ -258,7 +264,9 @@ mod tests {
     #[test]
     fn escapes_strings_and_repairs_bad_utf8() {
         let mut out = Vec::new();
-        let raw = JsonStyle { escape_unicode: false };
+        let raw = JsonStyle {
+            escape_unicode: false,
+        };
         raw.str(&mut out, b"a\"b\\c\n\x01\x7f\xff\xc3\xa9");
         assert_eq!(
             String::from_utf8(out).unwrap(),

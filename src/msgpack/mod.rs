@@ -136,7 +136,11 @@ pub fn header(buf: &[u8]) -> Result<Option<(Header, usize)>, DecodeError> {
         Marker::FixMap(n) => (Header::Map(u32::from(n)), 1),
         Marker::Map16 => (Header::Map(u32::from(read!(u16, 2))), 3),
         Marker::Map32 => (Header::Map(read!(u32, 4)), 5),
-        Marker::FixExt1 | Marker::FixExt2 | Marker::FixExt4 | Marker::FixExt8 | Marker::FixExt16 => {
+        Marker::FixExt1
+        | Marker::FixExt2
+        | Marker::FixExt4
+        | Marker::FixExt8
+        | Marker::FixExt16 => {
             let len = match Marker::from_u8(first) {
                 Marker::FixExt1 => 1,
                 Marker::FixExt2 => 2,
@@ -156,7 +160,10 @@ pub fn header(buf: &[u8]) -> Result<Option<(Header, usize)>, DecodeError> {
             let Some([a, b, ty]) = be::<3>(buf, 1) else {
                 return Ok(None);
             };
-            (Header::Ext(ty as i8, u32::from(u16::from_be_bytes([a, b]))), 4)
+            (
+                Header::Ext(ty as i8, u32::from(u16::from_be_bytes([a, b]))),
+                4,
+            )
         }
         Marker::Ext32 => {
             let Some([a, b, c, d, ty]) = be::<5>(buf, 1) else {
@@ -194,10 +201,7 @@ mod tests {
             Some((Header::Int(0x6553_f100), 5))
         );
         assert_eq!(header(&[0xce, 0, 0]).unwrap(), None);
-        assert_eq!(
-            header(&[0xd7, 0x00]).unwrap(),
-            Some((Header::Ext(0, 8), 2))
-        );
+        assert_eq!(header(&[0xd7, 0x00]).unwrap(), Some((Header::Ext(0, 8), 2)));
         assert_eq!(
             header(&[0xc7, 0x08, 0x00]).unwrap(),
             Some((Header::Ext(0, 8), 3))

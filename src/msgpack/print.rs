@@ -107,8 +107,8 @@ mod tests {
     fn prints_like_msgpack_c() {
         // {"k": "v\n", "n": [1, 2.0, nil], "b": bin("a\x01")}
         let buf = [
-            0x83, 0xa1, b'k', 0xa2, b'v', b'\n', 0xa1, b'n', 0x93, 0x01, 0xcb, 0x40, 0, 0, 0, 0,
-            0, 0, 0, 0xc0, 0xa1, b'b', 0xc4, 0x02, b'a', 0x01,
+            0x83, 0xa1, b'k', 0xa2, b'v', b'\n', 0xa1, b'n', 0x93, 0x01, 0xcb, 0x40, 0, 0, 0, 0, 0,
+            0, 0, 0xc0, 0xa1, b'b', 0xc4, 0x02, b'a', 0x01,
         ];
         let mut out = Vec::new();
         write_value(&mut out, &buf);

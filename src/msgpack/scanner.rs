@@ -178,6 +178,9 @@ mod tests {
     #[test]
     fn a_huge_declared_count_waits_without_allocating() {
         let mut s = scanner();
-        assert_eq!(s.advance(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0]).unwrap(), None);
+        assert_eq!(
+            s.advance(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0]).unwrap(),
+            None
+        );
     }
 }

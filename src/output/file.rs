@@ -43,11 +43,16 @@ impl File {
                 "plain" => Ok(Format::Plain),
                 "msgpack" => Ok(Format::Msgpack),
                 "csv" | "ltsv" | "template" => Err(format!("format '{s}' is not supported yet")),
-                _ => Err(format!("'{s}' is not a file format (out_file, plain, msgpack)")),
+                _ => Err(format!(
+                    "'{s}' is not a file format (out_file, plain, msgpack)"
+                )),
             })?
             .unwrap_or(Format::OutFile);
         Ok(File {
-            dir: section.str("path").filter(|p| !p.is_empty()).map(PathBuf::from),
+            dir: section
+                .str("path")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             file: section.str("file").map(str::to_string),
             format,
             mkdir: section.bool("mkdir", false)?,

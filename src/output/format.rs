@@ -51,8 +51,12 @@ impl DateFormat {
             );
         };
         match self {
-            DateFormat::Double => write_f64(out, t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9),
-            DateFormat::Epoch => out.extend_from_slice(itoa::Buffer::new().format(t.secs()).as_bytes()),
+            DateFormat::Double => {
+                write_f64(out, t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9)
+            }
+            DateFormat::Epoch => {
+                out.extend_from_slice(itoa::Buffer::new().format(t.secs()).as_bytes())
+            }
             DateFormat::EpochMs => {
                 let ms = t.as_nanos().div_euclid(1_000_000);
                 out.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes());
@@ -152,7 +156,10 @@ mod tests {
         rec.write(&mut out, &Event::from_pairs(t, &[("k", "v")]));
         assert_eq!(out, br#"{"date":1700000000,"k":"v"}"#);
         out.clear();
-        rec.write(&mut out, &Event::from_pairs(t, &[("date", "mine"), ("k", "v")]));
+        rec.write(
+            &mut out,
+            &Event::from_pairs(t, &[("date", "mine"), ("k", "v")]),
+        );
         assert_eq!(out, br#"{"date":"mine","k":"v"}"#);
     }
 }

@@ -54,7 +54,11 @@ pub struct OutputSpec {
 }
 
 /// Builds an output plugin instance from its section.
-pub fn build(section: &Section, index: usize, service: &Service) -> Result<OutputSpec, ConfigError> {
+pub fn build(
+    section: &Section,
+    index: usize,
+    service: &Service,
+) -> Result<OutputSpec, ConfigError> {
     let plugin = section.name()?;
     let output: Arc<dyn Output> = match plugin.as_str() {
         "stdout" => Arc::new(stdout::Stdout::from_section(section, service)?),
@@ -76,7 +80,10 @@ pub fn build(section: &Section, index: usize, service: &Service) -> Result<Outpu
         matcher: Matcher::from_section(section)?,
         retry_limit: section.retry_limit()?,
         workers,
-        queue_limit: section.size("queue_limit")?.unwrap_or(DEFAULT_QUEUE_LIMIT).max(1),
+        queue_limit: section
+            .size("queue_limit")?
+            .unwrap_or(DEFAULT_QUEUE_LIMIT)
+            .max(1),
         plugin,
         output,
     })

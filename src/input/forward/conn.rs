@@ -189,7 +189,9 @@ impl Connection {
             }
         };
         if decoded.invalid > 0 {
-            metrics.dropped.add(DropReason::InvalidEvent, decoded.invalid as u64);
+            metrics
+                .dropped
+                .add(DropReason::InvalidEvent, decoded.invalid as u64);
             tracing::warn!(
                 "[input:forward:{}] skipped {} invalid entries (bad time or record not a map) in a frame tagged '{}'",
                 self.settings.name,

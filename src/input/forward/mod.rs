@@ -40,32 +40,53 @@ pub struct Settings {
 
 impl Settings {
     fn from_section(section: &Section, name: &str) -> Result<Self, ConfigError> {
-        for key in ["shared_key", "self_hostname", "security.users", "empty_shared_key"] {
+        for key in [
+            "shared_key",
+            "self_hostname",
+            "security.users",
+            "empty_shared_key",
+        ] {
             if let Some(e) = section.entry(key) {
                 return Err(ConfigError::new(
                     &e.loc,
-                    format!("{}: the forward handshake (shared key, users) is not implemented yet", e.key),
+                    format!(
+                        "{}: the forward handshake (shared key, users) is not implemented yet",
+                        e.key
+                    ),
                 ));
             }
         }
         if section.bool("tls", false)? {
             let loc = section.entry("tls").map_or(&section.loc, |e| &e.loc);
-            return Err(ConfigError::new(loc, "tls: TLS on the forward listener is not implemented yet"));
+            return Err(ConfigError::new(
+                loc,
+                "tls: TLS on the forward listener is not implemented yet",
+            ));
         }
         // Fluent Bit's threading keys: one event loop serves every connection here.
         for key in ["threaded", "workers"] {
             section.all(key).for_each(drop);
         }
         let port = section
-            .parse("port", |s| s.trim().parse::<u16>().map_err(|_| format!("'{s}' is not a port number")))?
+            .parse("port", |s| {
+                s.trim()
+                    .parse::<u16>()
+                    .map_err(|_| format!("'{s}' is not a port number"))
+            })?
             .unwrap_or(DEFAULT_PORT);
         let unix_perm = section.parse("unix_perm", |s| {
             u32::from_str_radix(s.trim().trim_start_matches("0o"), 8)
                 .map(|m| m & 0o7777)
                 .map_err(|_| format!("'{s}' is not an octal file mode (e.g. 0660)"))
         })?;
-        let chunk_size = section.size("buffer_chunk_size")?.unwrap_or(DEFAULT_CHUNK_SIZE).max(1024);
-        let max_size = section.size("buffer_max_size")?.unwrap_or(DEFAULT_MAX_SIZE).max(chunk_size);
+        let chunk_size = section
+            .size("buffer_chunk_size")?
+            .unwrap_or(DEFAULT_CHUNK_SIZE)
+            .max(1024);
+        let max_size = section
+            .size("buffer_max_size")?
+            .unwrap_or(DEFAULT_MAX_SIZE)
+            .max(chunk_size);
         Ok(Settings {
             name: name.to_string(),
             listen: section.str("listen").unwrap_or("0.0.0.0").to_string(),
@@ -179,10 +200,22 @@ impl Input for Forward {
             match accepted {
                 Ok(Accepted::Tcp(stream)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(conn::serve(stream, settings.clone(), ctx.emitter.clone(), ctx.stop.clone(), ctx.drain));
+                    connections.spawn(conn::serve(
+                        stream,
+                        settings.clone(),
+                        ctx.emitter.clone(),
+                        ctx.stop.clone(),
+                        ctx.drain,
+                    ));
                 }
                 Ok(Accepted::Unix(stream)) => {
-                    connections.spawn(conn::serve(stream, settings.clone(), ctx.emitter.clone(), ctx.stop.clone(), ctx.drain));
+                    connections.spawn(conn::serve(
+                        stream,
+                        settings.clone(),
+                        ctx.emitter.clone(),
+                        ctx.stop.clone(),
+                        ctx.drain,
+                    ));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
