@@ -42,10 +42,10 @@ impl Matcher {
     }
 
     pub fn matches(&self, tag: &str) -> bool {
-        if let Some(re) = &self.regex {
-            if re.find(tag).is_some_and(|m| !m.is_empty()) {
-                return true;
-            }
+        if let Some(re) = &self.regex
+            && re.find(tag).is_some_and(|m| !m.is_empty())
+        {
+            return true;
         }
         self.wildcard
             .as_deref()

@@ -104,13 +104,13 @@ impl JsonRecord {
     pub fn write(&self, out: &mut Vec<u8>, event: &Event) {
         out.push(b'{');
         let mut comma = false;
-        if let Some(key) = &self.date_key {
-            if event.get(key).is_none() {
-                self.style.str(out, key.as_bytes());
-                out.push(b':');
-                self.date_format.write(out, event.time);
-                comma = true;
-            }
+        if let Some(key) = &self.date_key
+            && event.get(key).is_none()
+        {
+            self.style.str(out, key.as_bytes());
+            out.push(b':');
+            self.date_format.write(out, event.time);
+            comma = true;
         }
         self.style.members(out, event.fields(), comma);
         out.push(b'}');

@@ -222,10 +222,10 @@ impl Connection {
 
     /// The tag events are routed by: `Tag_Prefix` + wire tag, else `Tag`, else the wire tag.
     fn tag(&mut self, wire: &bytes::Bytes) -> Tag {
-        if let Some((raw, tag)) = &self.last_tag {
-            if raw[..] == wire[..] {
-                return tag.clone();
-            }
+        if let Some((raw, tag)) = &self.last_tag
+            && raw[..] == wire[..]
+        {
+            return tag.clone();
         }
         // The decoder checked the tag is UTF-8.
         let wire_str = String::from_utf8_lossy(wire);

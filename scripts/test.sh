@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs logrouter's whole test suite on a fresh Debian machine with Rust: installs what the
+# tests need (a Python venv with the fluent-logger client), then runs every unit and
+# end-to-end test. Exits non-zero if any test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Python client for the end-to-end tests, in a project-local venv.
+if ! .venv/bin/python -c 'import fluent.sender, msgpack' 2>/dev/null; then
+    if ! python3 -m venv .venv 2>/dev/null; then
+        # Debian's python3 needs the venv module from its own package.
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv .venv
+    fi
+    .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+fi
+export LOGROUTER_TEST_PYTHON="$PWD/.venv/bin/python"
+
+cargo build --release --locked
+cargo test --locked --all-targets
