@@ -41,6 +41,10 @@ fn drain_fifo(path: PathBuf, into: Arc<Mutex<Vec<u8>>>, until: Instant) {
 }
 
 fn config(queue_limit: &str) -> String {
+    config_with(queue_limit, "")
+}
+
+fn config_with(queue_limit: &str, input_extra: &str) -> String {
     format!(
         "
 [SERVICE]
@@ -50,6 +54,7 @@ fn config(queue_limit: &str) -> String {
     Name   forward
     Listen 127.0.0.1
     Port   0
+{input_extra}
 [OUTPUT]
     Name        file
     Match       *
@@ -143,8 +148,17 @@ fn no_ack_while_the_output_is_blocked_then_ack_once_it_drains() {
 
 #[test]
 fn a_blocked_output_slows_the_client_bounds_memory_and_loses_nothing() {
+    blocked_output(&config("2M"));
+}
+
+#[test]
+fn mem_buf_limit_on_the_input_bounds_memory_the_same_way() {
+    blocked_output(&config_with("64M", "    Mem_Buf_Limit 2M"));
+}
+
+fn blocked_output(config: &str) {
     const RECORDS: usize = 40_000;
-    let router = Router::start(&config("2M"), 1);
+    let router = Router::start(config, 1);
     let fifo = router.dir.path("sink.fifo");
     mkfifo(&fifo);
     let rss_before = router.rss_kib();

@@ -31,7 +31,8 @@ const CONFIG: &str = "
 
 /// Frames of every mode; each contributes records tagged `mode.<name>`.
 fn frames() -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
+    // A heartbeat (nil) first: tolerated, nothing emitted.
+    let mut frames = vec![vec![0xc0]];
 
     // Message, 3 elements, integer time (Python fluent-logger shape).
     let mut f = vec![0x93];

@@ -176,3 +176,51 @@ fn sigterm_with_a_stuck_output_exits_after_grace_and_reports_what_was_lost() {
         router.logs().join("\n")
     );
 }
+
+#[test]
+fn records_no_output_matches_are_counted_and_logged_once_per_tag() {
+    let mut router = Router::start(
+        "
+[SERVICE]
+    Flush 0.1
+[INPUT]
+    Name   forward
+    Listen 127.0.0.1
+    Port   0
+[OUTPUT]
+    Name  file
+    Match app.*
+    Path  {dir}
+    File  out.log
+",
+        1,
+    );
+    let mut s = router.tcp(0);
+    for i in 0..3 {
+        s.write_all(&mp::message("other", 1, i, &[("n", "x")]))
+            .unwrap();
+        s.write_all(&mp::message("app.web", 1, i, &[("n", "y")]))
+            .unwrap();
+    }
+    assert_eq!(
+        wait_lines(&router.dir.path("out.log"), 3, Duration::from_secs(5)).len(),
+        3
+    );
+    assert!(router.stop(Duration::from_secs(10)).success());
+    let logs = router.logs();
+    let warnings = logs
+        .iter()
+        .filter(|l| l.contains("no output matches tag 'other'"))
+        .count();
+    assert_eq!(warnings, 1, "{}", logs.join("\n"));
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("input forward.0: records=6") && l.contains("no_route=3")),
+        "{}",
+        logs.join("\n")
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("output file.0: proc_records=3"))
+    );
+}

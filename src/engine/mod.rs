@@ -261,6 +261,32 @@ impl Plan {
         if finished {
             tracing::info!("[engine] all queued records delivered; stopped");
         }
+        for m in &input_metrics {
+            tracing::info!(
+                "[engine] input {}: records={} bytes={} errors={} dropped: invalid_event={} refused_frame={} no_route={}",
+                m.name,
+                m.records.get(),
+                m.bytes.get(),
+                m.errors.get(),
+                m.dropped.get(DropReason::InvalidEvent),
+                m.dropped.get(DropReason::RefusedFrame),
+                m.dropped.get(DropReason::NoRoute),
+            );
+        }
+        for m in &output_metrics {
+            tracing::info!(
+                "[engine] output {}: proc_records={} proc_bytes={} errors={} retries={} retries_failed={} dropped: retries_exhausted={} permanent_error={} shutdown_timeout={}",
+                m.name,
+                m.proc_records.get(),
+                m.proc_bytes.get(),
+                m.errors.get(),
+                m.retries.get(),
+                m.retries_failed.get(),
+                m.dropped.get(DropReason::RetriesExhausted),
+                m.dropped.get(DropReason::PermanentError),
+                m.dropped.get(DropReason::ShutdownTimeout),
+            );
+        }
         Ok(Report {
             inputs: input_metrics,
             outputs: output_metrics,

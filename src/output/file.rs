@@ -177,6 +177,36 @@ fn append(path: &std::path::Path, bytes: &[u8], mkdir: bool) -> std::io::Result<
 mod tests {
     use super::*;
 
+    use crate::config::{Location, SectionKind};
+    use crate::record::EventTime;
+
+    fn file(format: &str) -> File {
+        let mut s = Section::new(SectionKind::Output, Location::command_line());
+        s.push("format", format, Location::command_line());
+        File::from_section(&s, &Service::default()).unwrap()
+    }
+
+    #[test]
+    fn line_formats() {
+        let e = Event::from_pairs(EventTime::from_parts(1_700_000_000, 5), &[("k", "v")]);
+        let render = |f: &str| {
+            let mut out = Vec::new();
+            file(f).render(&mut out, "app.x", &e);
+            out
+        };
+        assert_eq!(
+            render("out_file"),
+            b"app.x: [1700000000.000000005, {\"k\":\"v\"}]\n"
+        );
+        assert_eq!(render("plain"), b"{\"k\":\"v\"}\n");
+        let mut want = vec![0x92, 0x92, 0xd7, 0x00];
+        want.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+        want.extend_from_slice(&5u32.to_be_bytes());
+        want.push(0x80);
+        want.extend_from_slice(&e.record);
+        assert_eq!(render("msgpack"), want);
+    }
+
     #[test]
     fn tags_become_safe_file_names() {
         assert_eq!(sanitize_tag("app.web-1"), "app.web-1");

@@ -1,0 +1,97 @@
+//! Hot pieces of a record's path, one Docker-driver-shaped nginx line at a time:
+//! finding and decoding Message frames, writing a JSON line, matching a tag.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+use logrouter::input::forward::frame;
+use logrouter::msgpack::json::JsonStyle;
+use logrouter::msgpack::{Scanner, ScannerLimits};
+use logrouter::output::{DateFormat, JsonRecord};
+use logrouter::record::{Event, EventTime};
+use logrouter::router::Matcher;
+
+const LINE: &str = r#"172.17.0.1 - - [21/Nov/2026:10:00:00 +0000] "GET /api/v1/items?page=2 HTTP/1.1" 200 5316 "https://example.com/list" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36""#;
+
+/// `[tag, EventTime, {container_id, container_name, source, log}, {}]` as Docker sends it.
+fn docker_frame(seq: u32) -> Vec<u8> {
+    let mut f = vec![0x94];
+    logrouter::msgpack::write_str(&mut f, b"web-firelens-5f2a9c");
+    f.extend_from_slice(&[0xd7, 0x00]);
+    f.extend_from_slice(&1_795_000_000u32.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.push(0x84);
+    for (k, v) in [
+        (
+            "container_id",
+            "5f2a9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b",
+        ),
+        ("container_name", "/ecs-web-1-nginx"),
+        ("source", "stdout"),
+        ("log", LINE),
+    ] {
+        logrouter::msgpack::write_str(&mut f, k.as_bytes());
+        logrouter::msgpack::write_str(&mut f, v.as_bytes());
+    }
+    f.push(0x80);
+    f
+}
+
+fn decode(c: &mut Criterion) {
+    // One 64 KiB read's worth of frames, scanned and decoded as a connection does.
+    let frames: Vec<u8> = (0..200).flat_map(docker_frame).collect();
+    let mut g = c.benchmark_group("forward");
+    g.throughput(Throughput::Elements(200));
+    g.bench_function("scan+decode 200 Message frames", |b| {
+        let mut events = Vec::with_capacity(256);
+        b.iter(|| {
+            let mut buf = BytesMut::from(&frames[..]);
+            let mut scanner = Scanner::new(ScannerLimits {
+                max_bytes: 6_144_000,
+                max_depth: 64,
+            });
+            events.clear();
+            while let Ok(Some(len)) = scanner.advance(&buf) {
+                let f: Bytes = buf.split_to(len).freeze();
+                let _ = frame::decode(&f, 6_144_000, &mut events);
+            }
+            assert_eq!(events.len(), 200);
+        })
+    });
+    g.finish();
+}
+
+fn json(c: &mut Criterion) {
+    let f = Bytes::from(docker_frame(1));
+    let mut events = Vec::new();
+    frame::decode(&f, 6_144_000, &mut events).unwrap();
+    let event: Event = events.pop().unwrap();
+    let rec = JsonRecord {
+        date_key: Some("date".into()),
+        date_format: DateFormat::Double,
+        style: JsonStyle::default(),
+    };
+    let mut g = c.benchmark_group("json");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("json_lines record", |b| {
+        let mut out = Vec::with_capacity(1024);
+        b.iter(|| {
+            out.clear();
+            rec.write(&mut out, &event);
+            out.push(b'\n');
+        })
+    });
+    g.finish();
+    let _ = EventTime::now();
+}
+
+fn routing(c: &mut Criterion) {
+    let m = Matcher::wildcard("web-firelens*");
+    let tag: Arc<str> = Arc::from("web-firelens-5f2a9c0d1e2f3a4b");
+    c.bench_function("match wildcard", |b| b.iter(|| m.matches(&tag)));
+}
+
+criterion_group!(benches, decode, json, routing);
+criterion_main!(benches);
