@@ -9,9 +9,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-use crate::msgpack::{DecodeError, Header, Reader, ValueRef};
+use crate::msgpack::{self, DecodeError, Header, Reader, ValueRef};
 
 /// A tag, shared by every event of a batch.
 pub type Tag = Arc<str>;
@@ -130,6 +130,69 @@ impl fmt::Debug for Event {
     }
 }
 
+/// Writes a new record (a msgpack map) into a shared arena: records built one after another
+/// share the arena's allocations, so building one costs no allocation of its own.
+pub struct RecordBuilder<'a> {
+    arena: &'a mut BytesMut,
+    count: u32,
+}
+
+/// Arena space reserved at a time.
+const ARENA_CHUNK: usize = 16 * 1024;
+
+impl<'a> RecordBuilder<'a> {
+    /// Starts a record. The arena must hold no unfinished record.
+    pub fn new(arena: &'a mut BytesMut) -> Self {
+        arena.clear();
+        if arena.capacity() < 512 {
+            arena.reserve(ARENA_CHUNK);
+        }
+        // map32 header, count patched by `finish`.
+        arena.extend_from_slice(&[0xdf, 0, 0, 0, 0]);
+        RecordBuilder { arena, count: 0 }
+    }
+
+    /// Starts a field; the caller writes its value with [`RecordBuilder::buf`].
+    pub fn key(&mut self, key: &[u8]) -> &mut BytesMut {
+        self.count += 1;
+        msgpack::write_str(self.arena, key);
+        self.arena
+    }
+
+    pub fn str(&mut self, key: &[u8], value: &[u8]) {
+        let buf = self.key(key);
+        msgpack::write_str(buf, value);
+    }
+
+    /// A field whose value is already encoded.
+    pub fn raw(&mut self, key: &[u8], encoded: &[u8]) {
+        self.key(key).extend_from_slice(encoded);
+    }
+
+    /// Copies every field of `fields` for which `keep` holds.
+    pub fn copy_fields(&mut self, mut fields: Fields<'_>, mut keep: impl FnMut(&[u8]) -> bool) {
+        while let Some(Ok((k, v))) = fields.next_raw() {
+            if keep(k) {
+                self.raw(k, v);
+            }
+        }
+    }
+
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The finished record.
+    pub fn finish(self) -> Bytes {
+        self.arena[1..5].copy_from_slice(&self.count.to_be_bytes());
+        self.arena.split().freeze()
+    }
+}
+
 /// Iterator over a record's pairs. Keys are the raw bytes of a str or bin key; a pair whose key
 /// is of another type (possible from a hostile sender) is yielded with an empty key.
 #[derive(Clone)]
@@ -155,6 +218,27 @@ impl<'a> Fields<'a> {
             reader: Reader::new(body),
             left: pairs,
         }
+    }
+}
+
+impl<'a> Fields<'a> {
+    /// The next pair with its value still encoded.
+    pub fn next_raw(&mut self) -> Option<Result<(&'a [u8], &'a [u8]), DecodeError>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let pair = (|| {
+            let key = match self.reader.value()? {
+                ValueRef::Str(k) | ValueRef::Bin(k) => k,
+                _ => &[][..],
+            };
+            Ok((key, self.reader.skip()?))
+        })();
+        if pair.is_err() {
+            self.left = 0;
+        }
+        Some(pair)
     }
 }
 
@@ -234,6 +318,26 @@ mod tests {
         assert_eq!(keys, vec![b"log".to_vec(), b"source".to_vec()]);
         assert_eq!(e.get("source"), Some(ValueRef::Str(b"stdout")));
         assert_eq!(e.get("missing"), None);
+    }
+
+    #[test]
+    fn builder_writes_records_back_to_back_in_one_arena() {
+        let mut arena = BytesMut::new();
+        let src = Event::from_pairs(
+            EventTime::default(),
+            &[("a", "1"), ("drop", "x"), ("b", "2")],
+        );
+        let mut b = RecordBuilder::new(&mut arena);
+        b.str(b"first", b"yes");
+        b.copy_fields(src.fields(), |k| k != b"drop");
+        let one = Event::new(EventTime::default(), b.finish()).unwrap();
+        let mut b = RecordBuilder::new(&mut arena);
+        b.str(b"second", b"ok");
+        let two = Event::new(EventTime::default(), b.finish()).unwrap();
+        let keys: Vec<_> = one.fields().map(|f| f.unwrap().0.to_vec()).collect();
+        assert_eq!(keys, vec![b"first".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(one.get("b"), Some(ValueRef::Str(b"2")));
+        assert_eq!(two.get("second"), Some(ValueRef::Str(b"ok")));
     }
 
     #[test]

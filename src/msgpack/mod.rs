@@ -176,17 +176,9 @@ pub fn header(buf: &[u8]) -> Result<Option<(Header, usize)>, DecodeError> {
     Ok(Some(h))
 }
 
-/// Writes a msgpack str header for a string of `len` bytes.
-pub fn write_str_header(out: &mut Vec<u8>, len: usize) {
-    // Writing to a Vec cannot fail; lengths above u32 cannot reach here (frames are capped).
-    let _ = rmp::encode::write_str_len(out, len as u32);
-}
+pub mod write;
 
-/// Writes a msgpack string.
-pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
-    write_str_header(out, s.len());
-    out.extend_from_slice(s);
-}
+pub use write::write_str;
 
 #[cfg(test)]
 mod tests {

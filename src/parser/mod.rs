@@ -1,30 +1,74 @@
 //! `[PARSER]` sections: named ways to turn a text field into a structured record.
 //!
-//! This module checks parser definitions when the config loads, so a broken one is an error
-//! with file and line rather than a silent mismatch later; the parser filter that applies them
-//! builds on [`Parser`].
+//! A parser is compiled once at load (regex, time format, types), so a broken definition is an
+//! error with file and line, and parsing a line costs no allocation beyond the record it builds.
+//! Every format funnels its fields through one path that applies `Time_Key` / `Time_Keep`,
+//! `Types` and `Skip_Empty_Values`, as Fluent Bit does.
 
-use regex::Regex;
+pub mod json;
+pub mod logfmt;
+pub mod ltsv;
+pub mod time;
+
+use std::sync::Mutex;
+
+use regex::bytes::{CaptureLocations, Regex};
 
 use crate::config::{ConfigError, Section};
+use crate::msgpack::{Reader, ValueRef, write};
+use crate::record::{EventTime, Fields, RecordBuilder};
+use time::TimeFormat;
 
 /// How a parser reads its input.
-#[derive(Debug, Clone)]
-pub enum Format {
-    /// A regular expression whose named groups become fields.
-    Regex(Regex),
+#[derive(Debug)]
+enum Format {
+    /// A regular expression whose named groups become fields, with a pool of capture slots so
+    /// concurrent callers do not allocate.
+    Regex {
+        regex: Regex,
+        /// Group index and name of each named group, in pattern order.
+        groups: Vec<(usize, Box<[u8]>)>,
+        slots: Mutex<Vec<CaptureLocations>>,
+    },
     Json,
     Logfmt,
     Ltsv,
 }
 
+/// `Types`: how a field's text is converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldType {
+    Integer,
+    Float,
+    Bool,
+    Hex,
+    String,
+}
+
+/// `Time_Key` and how to read it.
+#[derive(Debug)]
+struct TimeSpec {
+    key: Box<[u8]>,
+    format: Option<TimeFormat>,
+    keep: bool,
+    offset: i64,
+}
+
+/// A value as a format produces it: text, or an already-encoded msgpack value (JSON).
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Text(&'a [u8]),
+    Encoded(&'a [u8]),
+}
+
 /// A parser definition.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Parser {
     pub name: String,
-    pub format: Format,
-    pub time_key: Option<String>,
-    pub time_format: Option<String>,
+    format: Format,
+    time: Option<TimeSpec>,
+    types: Vec<(Box<[u8]>, FieldType)>,
+    skip_empty: bool,
 }
 
 impl Parser {
@@ -38,7 +82,7 @@ impl Parser {
             ConfigError::new(&section.loc, format!("parser '{name}' has no 'Format'"))
         })?;
         let format = match format_entry.value.to_ascii_lowercase().as_str() {
-            "regex" => Format::Regex(regex(section, &name)?),
+            "regex" => regex(section, &name)?,
             "json" => Format::Json,
             "logfmt" => Format::Logfmt,
             "ltsv" => Format::Ltsv,
@@ -51,30 +95,239 @@ impl Parser {
                 ));
             }
         };
-        // Keys the parser filter will apply.
+        let time = match section.str("time_key") {
+            None => None,
+            Some(key) => Some(TimeSpec {
+                key: key.as_bytes().into(),
+                format: match section.entry("time_format") {
+                    None => None,
+                    Some(e) => Some(TimeFormat::new(&e.value).map_err(|err| {
+                        ConfigError::new(&e.loc, format!("parser '{name}': {err}"))
+                    })?),
+                },
+                keep: section.bool("time_keep", false)?,
+                offset: section
+                    .parse("time_offset", time::parse_offset)?
+                    .unwrap_or(0),
+            }),
+        };
+        let types = match section.entry("types") {
+            None => Vec::new(),
+            Some(e) => parse_types(&e.value)
+                .map_err(|msg| ConfigError::new(&e.loc, format!("parser '{name}': {msg}")))?,
+        };
+        // Keys accepted for compatibility whose behaviour is the default here.
         for key in [
-            "time_keep",
-            "time_offset",
-            "types",
-            "skip_empty_values",
+            "time_strict",
+            "time_system_timezone",
             "decode_field",
             "decode_field_as",
-            "time_system_timezone",
-            "time_strict",
         ] {
             section.all(key).for_each(drop);
         }
         Ok(Parser {
             name,
             format,
-            time_key: section.str("time_key").map(str::to_string),
-            time_format: section.str("time_format").map(str::to_string),
+            time,
+            types,
+            skip_empty: section.bool("skip_empty_values", true)?,
         })
+    }
+
+    /// Parses `text` into `out`'s record. `None`: the text does not match (nothing useful was
+    /// written; the caller discards the builder). `Some(time)`: matched, with the time read
+    /// from `Time_Key` if there was one and it parsed.
+    pub fn parse(&self, text: &[u8], out: &mut RecordBuilder<'_>) -> Option<Option<EventTime>> {
+        let mut time = None;
+        match &self.format {
+            Format::Regex {
+                regex,
+                groups,
+                slots,
+            } => {
+                let mut locs = slots
+                    .lock()
+                    .ok()
+                    .and_then(|mut s| s.pop())
+                    .unwrap_or_else(|| regex.capture_locations());
+                let matched = regex.captures_read(&mut locs, text).is_some();
+                if matched {
+                    for (i, name) in groups {
+                        if let Some((s, e)) = locs.get(*i) {
+                            self.field(name, Field::Text(&text[s..e]), out, &mut time);
+                        }
+                    }
+                }
+                if let Ok(mut s) = slots.lock() {
+                    s.push(locs);
+                }
+                if !matched {
+                    return None;
+                }
+            }
+            Format::Json => {
+                let mut map = Vec::with_capacity(text.len() + 16);
+                json::object_to_msgpack(text, &mut map)?;
+                let mut fields = Fields::new(&map);
+                while let Some(Ok((k, v))) = fields.next_raw() {
+                    self.field(k, Field::Encoded(v), out, &mut time);
+                }
+            }
+            Format::Logfmt => {
+                let mut scratch = Vec::new();
+                let ok = logfmt::pairs(text, &mut scratch, |k, v| match v {
+                    Some(v) => self.field(k, Field::Text(v), out, &mut time),
+                    // A bare key is a flag.
+                    None => {
+                        let mut b = Vec::with_capacity(1);
+                        write::write_bool(&mut b, true);
+                        self.field(k, Field::Encoded(&b), out, &mut time);
+                    }
+                });
+                if !ok {
+                    return None;
+                }
+            }
+            Format::Ltsv => {
+                if !ltsv::pairs(text, |k, v| self.field(k, Field::Text(v), out, &mut time)) {
+                    return None;
+                }
+            }
+        }
+        Some(time)
+    }
+
+    /// One parsed field: the time key is consumed (unless `Time_Keep`), empty text skipped
+    /// (unless `Skip_Empty_Values Off`), `Types` applied.
+    fn field(
+        &self,
+        key: &[u8],
+        value: Field<'_>,
+        out: &mut RecordBuilder<'_>,
+        time: &mut Option<EventTime>,
+    ) {
+        if self.skip_empty && matches!(value, Field::Text(t) if t.is_empty()) {
+            return;
+        }
+        if let Some(spec) = &self.time
+            && *spec.key == *key
+        {
+            let parsed = match value {
+                Field::Text(t) => spec.parse(t),
+                Field::Encoded(e) => match Reader::new(e).value() {
+                    Ok(ValueRef::Str(t)) => spec.parse(t),
+                    Ok(ValueRef::UInt(s)) => Some(EventTime::from_parts(s as i64, 0)),
+                    Ok(ValueRef::F64(f)) => Some(EventTime::from_f64(f)),
+                    _ => None,
+                },
+            };
+            if parsed.is_some() {
+                *time = parsed;
+                if !spec.keep {
+                    return;
+                }
+            }
+        }
+        let ty = self
+            .types
+            .iter()
+            .find(|(k, _)| **k == *key)
+            .map(|(_, t)| *t);
+        match (value, ty) {
+            (Field::Text(t), Some(ty)) => write_typed(out, key, t, ty),
+            (Field::Text(t), None) => out.str(key, t),
+            (Field::Encoded(e), Some(ty)) => match Reader::new(e).value() {
+                Ok(ValueRef::Str(t)) => write_typed(out, key, t, ty),
+                _ => out.raw(key, e),
+            },
+            (Field::Encoded(e), None) => out.raw(key, e),
+        }
+    }
+
+    /// Fields this parser can produce, when known in advance (regex groups).
+    pub fn group_names(&self) -> Vec<String> {
+        match &self.format {
+            Format::Regex { groups, .. } => groups
+                .iter()
+                .map(|(_, n)| String::from_utf8_lossy(n).into_owned())
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
+impl TimeSpec {
+    fn parse(&self, text: &[u8]) -> Option<EventTime> {
+        match &self.format {
+            Some(f) => f.parse(text, self.offset),
+            // Without Time_Format: seconds since the epoch, possibly fractional.
+            None => std::str::from_utf8(text)
+                .ok()?
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(EventTime::from_f64),
+        }
+    }
+}
+
+/// Writes `text` converted to `ty`; text that does not convert stays a string.
+fn write_typed(out: &mut RecordBuilder<'_>, key: &[u8], text: &[u8], ty: FieldType) {
+    let s = std::str::from_utf8(text).unwrap_or("").trim();
+    match ty {
+        FieldType::Integer => {
+            if let Ok(v) = s.parse::<i64>() {
+                return write::write_int(out.key(key), v);
+            }
+        }
+        FieldType::Float => {
+            if let Ok(v) = s.parse::<f64>() {
+                return write::write_f64(out.key(key), v);
+            }
+        }
+        FieldType::Bool => match s.to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" => return write::write_bool(out.key(key), true),
+            "false" | "off" | "no" => return write::write_bool(out.key(key), false),
+            _ => {}
+        },
+        FieldType::Hex => {
+            let digits = s.trim_start_matches("0x").trim_start_matches("0X");
+            if let Ok(v) = u64::from_str_radix(digits, 16) {
+                return write::write_uint(out.key(key), v);
+            }
+        }
+        FieldType::String => {}
+    }
+    out.str(key, text);
+}
+
+/// `Types key:integer key2:float ...`
+fn parse_types(s: &str) -> Result<Vec<(Box<[u8]>, FieldType)>, String> {
+    s.split_whitespace()
+        .map(|item| {
+            let (k, t) = item
+                .split_once(':')
+                .ok_or_else(|| format!("Types entry '{item}' is not key:type"))?;
+            let t = match t.to_ascii_lowercase().as_str() {
+                "integer" | "int" => FieldType::Integer,
+                "float" | "double" => FieldType::Float,
+                "bool" | "boolean" => FieldType::Bool,
+                "hex" => FieldType::Hex,
+                "string" => FieldType::String,
+                other => {
+                    return Err(format!(
+                        "Types: '{other}' is not a type (integer, float, bool, hex, string)"
+                    ));
+                }
+            };
+            Ok((k.as_bytes().into(), t))
+        })
+        .collect()
+}
+
 /// Compiles a parser's `Regex`: it must compile and name at least one group.
-fn regex(section: &Section, name: &str) -> Result<Regex, ConfigError> {
+fn regex(section: &Section, name: &str) -> Result<Format, ConfigError> {
     let entry = section.entry("regex").ok_or_else(|| {
         ConfigError::new(
             &section.loc,
@@ -92,19 +345,30 @@ fn regex(section: &Section, name: &str) -> Result<Regex, ConfigError> {
             format!("parser '{name}': Regex does not compile{hint}:\n{e}"),
         )
     })?;
-    if re.capture_names().flatten().next().is_none() {
+    let groups: Vec<(usize, Box<[u8]>)> = re
+        .capture_names()
+        .enumerate()
+        .filter_map(|(i, n)| n.map(|n| (i, n.as_bytes().into())))
+        .collect();
+    if groups.is_empty() {
         return Err(ConfigError::new(
             &entry.loc,
             format!("parser '{name}': Regex has no named groups, so it would produce no fields"),
         ));
     }
-    Ok(re)
+    Ok(Format::Regex {
+        regex: re,
+        groups,
+        slots: Mutex::new(Vec::new()),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Location, SectionKind};
+    use crate::record::Event;
+    use bytes::BytesMut;
 
     fn parser(pairs: &[(&str, &str)]) -> Result<Parser, ConfigError> {
         let mut s = Section::new(SectionKind::Parser, Location::command_line());
@@ -113,6 +377,23 @@ mod tests {
             s.push(*k, *v, loc);
         }
         Parser::from_section(&s)
+    }
+
+    /// Parses `text`; returns the record as JSON and the time.
+    fn run(p: &Parser, text: &str) -> Option<(String, Option<(i64, u32)>)> {
+        let mut arena = BytesMut::new();
+        let mut b = RecordBuilder::new(&mut arena);
+        let t = p.parse(text.as_bytes(), &mut b)?;
+        let e = Event::new(EventTime::default(), b.finish()).unwrap();
+        let mut json = Vec::new();
+        crate::msgpack::json::JsonStyle {
+            escape_unicode: false,
+        }
+        .value(&mut json, &e.record);
+        Some((
+            String::from_utf8(json).unwrap(),
+            t.map(|t| (t.secs(), t.subsec_nanos())),
+        ))
     }
 
     #[test]
@@ -139,6 +420,81 @@ mod tests {
             ])
             .is_err()
         );
+        assert!(parser(&[("Name", "j"), ("Format", "json"), ("Types", "a:blob")]).is_err());
+        assert!(
+            parser(&[
+                ("Name", "j"),
+                ("Format", "json"),
+                ("Time_Key", "t"),
+                ("Time_Format", "%Q")
+            ])
+            .is_err()
+        );
         assert!(parser(&[("Name", "j"), ("Format", "json"), ("Time_Key", "time")]).is_ok());
+    }
+
+    #[test]
+    fn regex_fields_time_and_types() {
+        let p = parser(&[
+            ("Name", "t"),
+            ("Format", "regex"),
+            (
+                "Regex",
+                r"^(?<time>\S+) (?<code>\d+) (?<msg>.*?)(?: (?<opt>x))?$",
+            ),
+            ("Time_Key", "time"),
+            ("Time_Format", "%Y-%m-%dT%H:%M:%S.%L%z"),
+            ("Types", "code:integer"),
+        ])
+        .unwrap();
+        assert_eq!(
+            run(&p, "2023-11-14T22:13:20.25Z 200 hello world"),
+            Some((
+                r#"{"code":200,"msg":"hello world"}"#.into(),
+                Some((1_700_000_000, 250_000_000))
+            ))
+        );
+        assert_eq!(run(&p, "no match"), None);
+    }
+
+    #[test]
+    fn time_keep_and_unparsable_times_keep_the_field() {
+        let p = parser(&[
+            ("Name", "j"),
+            ("Format", "json"),
+            ("Time_Key", "t"),
+            ("Time_Format", "%s"),
+            ("Time_Keep", "On"),
+        ])
+        .unwrap();
+        assert_eq!(
+            run(&p, r#"{"t":"1700000000","a":1}"#),
+            Some((
+                r#"{"t":"1700000000","a":1}"#.into(),
+                Some((1_700_000_000, 0))
+            ))
+        );
+        let p = parser(&[
+            ("Name", "j"),
+            ("Format", "json"),
+            ("Time_Key", "t"),
+            ("Time_Format", "%s"),
+        ])
+        .unwrap();
+        assert_eq!(
+            run(&p, r#"{"t":"soon","a":1}"#),
+            Some((r#"{"t":"soon","a":1}"#.into(), None))
+        );
+    }
+
+    #[test]
+    fn logfmt_and_ltsv() {
+        let p = parser(&[("Name", "l"), ("Format", "logfmt"), ("Types", "n:integer")]).unwrap();
+        assert_eq!(
+            run(&p, r#"level=info n=3 msg="a b" debug"#).unwrap().0,
+            r#"{"level":"info","n":3,"msg":"a b","debug":true}"#
+        );
+        let p = parser(&[("Name", "l"), ("Format", "ltsv")]).unwrap();
+        assert_eq!(run(&p, "a:1\tb:x y").unwrap().0, r#"{"a":"1","b":"x y"}"#);
     }
 }
