@@ -1,71 +1,72 @@
 //! logfmt: `key=value key2="quoted value" flag`, pairs separated by spaces.
 
-/// Calls `field` for each pair; a bare key gets `None`. Quoted values have `\"` and `\\`
-/// unescaped into `scratch`. Returns false if the text is not logfmt (an unterminated quote,
-/// a pair with no key).
+/// Bytes that separate logfmt tokens (Fluent Bit skips them between pairs).
+fn garbage(b: u8) -> bool {
+    b <= b' ' || b == b'"' || b == b'='
+}
+
+/// Calls `field` for each pair of the first line; a bare key (or `key=` with nothing after it)
+/// gets `None`. Quoted values have their escapes undone into `scratch`; an unclosed quote runs
+/// to the end. Returns whether any pair was found.
 pub fn pairs<'a>(
     text: &'a [u8],
     scratch: &mut Vec<u8>,
     mut field: impl FnMut(&'a [u8], Option<&[u8]>),
 ) -> bool {
+    let line_end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+    let text = &text[..line_end];
     let mut i = 0;
     let mut any = false;
-    while i < text.len() {
-        while i < text.len() && text[i] <= b' ' {
+    loop {
+        while i < text.len() && garbage(text[i]) {
             i += 1;
         }
         if i >= text.len() {
-            break;
+            return any;
         }
         let key_start = i;
-        while i < text.len() && text[i] > b' ' && text[i] != b'=' && text[i] != b'"' {
+        while i < text.len() && !garbage(text[i]) {
             i += 1;
         }
         let key = &text[key_start..i];
-        if key.is_empty() {
-            return false;
-        }
         any = true;
         if i >= text.len() || text[i] != b'=' {
             field(key, None);
             continue;
         }
         i += 1; // '='
-        if i < text.len() && text[i] == b'"' {
-            i += 1;
-            scratch.clear();
-            loop {
-                match text.get(i) {
-                    None => return false,
-                    Some(b'"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(b'\\') if i + 1 < text.len() => {
-                        scratch.push(match text[i + 1] {
-                            b'n' => b'\n',
-                            b't' => b'\t',
-                            b'r' => b'\r',
-                            c => c,
-                        });
-                        i += 2;
-                    }
-                    Some(&c) => {
-                        scratch.push(c);
-                        i += 1;
+        match text.get(i) {
+            Some(b'"') => {
+                i += 1;
+                scratch.clear();
+                while let Some(&c) = text.get(i) {
+                    i += 1;
+                    match c {
+                        b'"' => break,
+                        b'\\' if i < text.len() => {
+                            scratch.push(match text[i] {
+                                b'n' => b'\n',
+                                b't' => b'\t',
+                                b'r' => b'\r',
+                                other => other,
+                            });
+                            i += 1;
+                        }
+                        _ => scratch.push(c),
                     }
                 }
+                field(key, Some(scratch));
             }
-            field(key, Some(scratch));
-        } else {
-            let v_start = i;
-            while i < text.len() && text[i] > b' ' {
-                i += 1;
+            Some(&c) if !garbage(c) => {
+                let v_start = i;
+                while i < text.len() && !garbage(text[i]) {
+                    i += 1;
+                }
+                field(key, Some(&text[v_start..i]));
             }
-            field(key, Some(&text[v_start..i]));
+            _ => field(key, None),
         }
     }
-    any
 }
 
 #[cfg(test)]
@@ -102,9 +103,11 @@ mod tests {
     }
 
     #[test]
-    fn not_logfmt() {
-        assert!(parse(r#"a="unterminated"#).is_none());
-        assert!(parse("=value").is_none());
+    fn fluent_bit_edge_cases() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(parse(r#"a="unterminated"#).unwrap(), vec![("a".into(), s("unterminated"))]);
+        assert_eq!(parse("k= x=1").unwrap(), vec![("k".into(), None), ("x".into(), s("1"))]);
+        assert_eq!(parse("a=1\nb=2").unwrap(), vec![("a".into(), s("1"))]);
         assert!(parse("   ").is_none());
     }
 }

@@ -1,18 +1,26 @@
 //! LTSV: `label:value` fields separated by tabs.
 
-/// Calls `field` for each `label:value`. Returns false if a field has no `:` or an empty label.
+fn label_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
+
+/// Calls `field` for each `label:value` of the first line. As Fluent Bit does, a field with a bad
+/// label or no `:` ends the record there; returns whether any field was found.
 pub fn pairs<'a>(text: &'a [u8], mut field: impl FnMut(&'a [u8], &'a [u8])) -> bool {
-    let text = text.strip_suffix(b"\n").unwrap_or(text);
-    if text.is_empty() {
-        return false;
-    }
-    for part in text.split(|&b| b == b'\t') {
-        match part.iter().position(|&b| b == b':') {
-            Some(0) | None => return false,
-            Some(i) => field(&part[..i], &part[i + 1..]),
+    let end = text
+        .iter()
+        .position(|&b| matches!(b, b'\n' | b'\r' | 0))
+        .unwrap_or(text.len());
+    let mut any = false;
+    for part in text[..end].split(|&b| b == b'\t') {
+        let label_len = part.iter().take_while(|&&b| label_byte(b)).count();
+        if label_len == 0 || part.get(label_len) != Some(&b':') {
+            break;
         }
+        field(&part[..label_len], &part[label_len + 1..]);
+        any = true;
     }
-    true
+    any
 }
 
 #[cfg(test)]
@@ -30,5 +38,8 @@ mod tests {
         assert_eq!(got[2].1, b"GET / HTTP/1.0");
         assert!(!pairs(b"no label here", |_, _| {}));
         assert!(!pairs(b":empty", |_, _| {}));
+        let mut got = Vec::new();
+        assert!(pairs(b"a:1\tbad label:2\tc:3", |k, v| got.push((k, v))));
+        assert_eq!(got, vec![(&b"a"[..], &b"1"[..])], "stops at the bad label");
     }
 }

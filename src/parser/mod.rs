@@ -49,7 +49,7 @@ enum FieldType {
 #[derive(Debug)]
 struct TimeSpec {
     key: Box<[u8]>,
-    format: Option<TimeFormat>,
+    format: TimeFormat,
     keep: bool,
     offset: i64,
 }
@@ -95,17 +95,16 @@ impl Parser {
                 ));
             }
         };
-        let time = match section.str("time_key") {
+        // As in Fluent Bit, time handling needs Time_Format; Time_Key defaults to "time".
+        let key = section.str("time_key").unwrap_or("time").as_bytes().into();
+        let keep = section.bool("time_keep", false)?;
+        let time = match section.entry("time_format") {
             None => None,
-            Some(key) => Some(TimeSpec {
-                key: key.as_bytes().into(),
-                format: match section.entry("time_format") {
-                    None => None,
-                    Some(e) => Some(TimeFormat::new(&e.value).map_err(|err| {
-                        ConfigError::new(&e.loc, format!("parser '{name}': {err}"))
-                    })?),
-                },
-                keep: section.bool("time_keep", false)?,
+            Some(e) => Some(TimeSpec {
+                key,
+                format: TimeFormat::new(&e.value)
+                    .map_err(|err| ConfigError::new(&e.loc, format!("parser '{name}': {err}")))?,
+                keep,
                 offset: section
                     .parse("time_offset", time::parse_offset)?
                     .unwrap_or(0),
@@ -153,9 +152,8 @@ impl Parser {
                 let matched = regex.captures_read(&mut locs, text).is_some();
                 if matched {
                     for (i, name) in groups {
-                        if let Some((s, e)) = locs.get(*i) {
-                            self.field(name, Field::Text(&text[s..e]), out, &mut time);
-                        }
+                        let (s, e) = locs.get(*i).unwrap_or((0, 0));
+                        self.field(name, Field::Text(&text[s..e]), out, &mut time);
                     }
                 }
                 if let Ok(mut s) = slots.lock() {
@@ -175,21 +173,24 @@ impl Parser {
             }
             Format::Logfmt => {
                 let mut scratch = Vec::new();
-                let ok = logfmt::pairs(text, &mut scratch, |k, v| match v {
-                    Some(v) => self.field(k, Field::Text(v), out, &mut time),
-                    // A bare key is a flag.
-                    None => {
-                        let mut b = Vec::with_capacity(1);
-                        write::write_bool(&mut b, true);
-                        self.field(k, Field::Encoded(&b), out, &mut time);
-                    }
+                let mut ok = true;
+                let any = logfmt::pairs(text, &mut scratch, |k, v| {
+                    ok &= match v {
+                        Some(v) => self.field(k, Field::Text(v), out, &mut time),
+                        // A bare key (or `k=`) is a flag.
+                        None => self.field(k, Field::Encoded(&[0xc3]), out, &mut time),
+                    };
                 });
-                if !ok {
+                if !(any && ok) {
                     return None;
                 }
             }
             Format::Ltsv => {
-                if !ltsv::pairs(text, |k, v| self.field(k, Field::Text(v), out, &mut time)) {
+                let mut ok = true;
+                let any = ltsv::pairs(text, |k, v| {
+                    ok &= self.field(k, Field::Text(v), out, &mut time);
+                });
+                if !(any && ok) {
                     return None;
                 }
             }
@@ -197,17 +198,22 @@ impl Parser {
         Some(time)
     }
 
-    /// One parsed field: the time key is consumed (unless `Time_Keep`), empty text skipped
-    /// (unless `Skip_Empty_Values Off`), `Types` applied.
+    /// One parsed field: the time key is consumed (unless `Time_Keep`), empty regex captures
+    /// skipped (unless `Skip_Empty_Values Off`), `Types` applied to text. Returns false when a
+    /// time that does not parse must fail the whole record (logfmt, ltsv); regex drops the
+    /// field and JSON keeps it, as Fluent Bit does.
     fn field(
         &self,
         key: &[u8],
         value: Field<'_>,
         out: &mut RecordBuilder<'_>,
         time: &mut Option<EventTime>,
-    ) {
-        if self.skip_empty && matches!(value, Field::Text(t) if t.is_empty()) {
-            return;
+    ) -> bool {
+        if self.skip_empty
+            && matches!(self.format, Format::Regex { .. })
+            && matches!(value, Field::Text(t) if t.is_empty())
+        {
+            return true;
         }
         if let Some(spec) = &self.time
             && *spec.key == *key
@@ -216,16 +222,19 @@ impl Parser {
                 Field::Text(t) => spec.parse(t),
                 Field::Encoded(e) => match Reader::new(e).value() {
                     Ok(ValueRef::Str(t)) => spec.parse(t),
-                    Ok(ValueRef::UInt(s)) => Some(EventTime::from_parts(s as i64, 0)),
-                    Ok(ValueRef::F64(f)) => Some(EventTime::from_f64(f)),
                     _ => None,
                 },
             };
-            if parsed.is_some() {
-                *time = parsed;
-                if !spec.keep {
-                    return;
+            match (parsed, &self.format) {
+                (Some(t), _) => {
+                    *time = Some(t);
+                    if !spec.keep {
+                        return true;
+                    }
                 }
+                (None, Format::Regex { .. }) => return true,
+                (None, Format::Logfmt | Format::Ltsv) => return false,
+                (None, Format::Json) => {}
             }
         }
         let ty = self
@@ -236,12 +245,10 @@ impl Parser {
         match (value, ty) {
             (Field::Text(t), Some(ty)) => write_typed(out, key, t, ty),
             (Field::Text(t), None) => out.str(key, t),
-            (Field::Encoded(e), Some(ty)) => match Reader::new(e).value() {
-                Ok(ValueRef::Str(t)) => write_typed(out, key, t, ty),
-                _ => out.raw(key, e),
-            },
-            (Field::Encoded(e), None) => out.raw(key, e),
+            // JSON values keep their own types.
+            (Field::Encoded(e), _) => out.raw(key, e),
         }
+        true
     }
 
     /// Fields this parser can produce, when known in advance (regex groups).
@@ -258,48 +265,65 @@ impl Parser {
 
 impl TimeSpec {
     fn parse(&self, text: &[u8]) -> Option<EventTime> {
-        match &self.format {
-            Some(f) => f.parse(text, self.offset),
-            // Without Time_Format: seconds since the epoch, possibly fractional.
-            None => std::str::from_utf8(text)
-                .ok()?
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .map(EventTime::from_f64),
-        }
+        self.format.parse(text, self.offset)
     }
 }
 
-/// Writes `text` converted to `ty`; text that does not convert stays a string.
+/// Writes `text` converted to `ty`, as leniently as C's `atoll`/`atof`/`strtoull` (Fluent Bit's
+/// casts): `12abc` is 12, `abc` is 0. Only `bool` can fail (text starting with neither true nor false),
+/// and then the text stays a string.
 fn write_typed(out: &mut RecordBuilder<'_>, key: &[u8], text: &[u8], ty: FieldType) {
-    let s = std::str::from_utf8(text).unwrap_or("").trim();
+    let s = std::str::from_utf8(text).unwrap_or("").trim_start();
     match ty {
-        FieldType::Integer => {
-            if let Ok(v) = s.parse::<i64>() {
-                return write::write_int(out.key(key), v);
-            }
-        }
-        FieldType::Float => {
-            if let Ok(v) = s.parse::<f64>() {
-                return write::write_f64(out.key(key), v);
-            }
-        }
-        FieldType::Bool => match s.to_ascii_lowercase().as_str() {
-            "true" | "on" | "yes" => return write::write_bool(out.key(key), true),
-            "false" | "off" | "no" => return write::write_bool(out.key(key), false),
-            _ => {}
-        },
+        FieldType::Integer => write::write_int(out.key(key), leading_int(s)),
+        FieldType::Float => write::write_f64(out.key(key), leading_float(s)),
         FieldType::Hex => {
-            let digits = s.trim_start_matches("0x").trim_start_matches("0X");
-            if let Ok(v) = u64::from_str_radix(digits, 16) {
-                return write::write_uint(out.key(key), v);
+            let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+            let end = digits.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(digits.len());
+            let v = u64::from_str_radix(&digits[..end], 16).unwrap_or(0);
+            write::write_uint(out.key(key), v);
+        }
+        FieldType::Bool => {
+            let lower = s.to_ascii_lowercase();
+            if lower.starts_with("true") {
+                write::write_bool(out.key(key), true);
+            } else if lower.starts_with("false") {
+                write::write_bool(out.key(key), false);
+            } else {
+                out.str(key, text);
             }
         }
-        FieldType::String => {}
+        FieldType::String => out.str(key, text),
     }
-    out.str(key, text);
+}
+
+/// The integer at the start of `s` (sign and digits), 0 if none; saturates on overflow.
+fn leading_int(s: &str) -> i64 {
+    let b = s.as_bytes();
+    let (neg, mut i) = match b.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let mut v: i64 = 0;
+    while let Some(d @ b'0'..=b'9') = b.get(i) {
+        v = v.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+        i += 1;
+    }
+    if neg { -v } else { v }
+}
+
+/// The float at the start of `s`, 0.0 if none.
+fn leading_float(s: &str) -> f64 {
+    let end = s
+        .char_indices()
+        .take_while(|(i, c)| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E') || (*i == 0 && matches!(c, '-' | '+')))
+        .count();
+    (1..=end)
+        .rev()
+        .find_map(|n| s[..n].parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .unwrap_or(0.0)
 }
 
 /// `Types key:integer key2:float ...`
@@ -458,6 +482,39 @@ mod tests {
     }
 
     #[test]
+    fn types_are_lenient_like_c() {
+        let p = parser(&[
+            ("Name", "t"),
+            ("Format", "regex"),
+            ("Regex", r"^(?<i>\S*) (?<f>\S*) (?<h>\S*) (?<b>\S*) (?<c>\S*)$"),
+            ("Types", "i:integer f:float h:hex b:bool c:bool"),
+        ])
+        .unwrap();
+        assert_eq!(
+            run(&p, "12abc 2.5x ff trueish maybe").unwrap().0,
+            r#"{"i":12,"f":2.5,"h":255,"b":true,"c":"maybe"}"#
+        );
+        assert_eq!(run(&p, "abc x 0x1f FALSE no").unwrap().0, r#"{"i":0,"f":0.0,"h":31,"b":false,"c":"no"}"#);
+    }
+
+    #[test]
+    fn a_time_that_does_not_parse() {
+        // regex: the field is dropped even with Time_Keep; logfmt: the record fails.
+        let p = parser(&[
+            ("Name", "r"),
+            ("Format", "regex"),
+            ("Regex", r"^(?<time>\S+) (?<m>.*)$"),
+            ("Time_Format", "%s"),
+            ("Time_Keep", "On"),
+        ])
+        .unwrap();
+        assert_eq!(run(&p, "soon hi"), Some((r#"{"m":"hi"}"#.into(), None)));
+        let p = parser(&[("Name", "l"), ("Format", "logfmt"), ("Time_Format", "%s")]).unwrap();
+        assert_eq!(run(&p, "time=soon a=1"), None);
+        assert_eq!(run(&p, "time=5 a=1").unwrap().1, Some((5, 0)));
+    }
+
+    #[test]
     fn time_keep_and_unparsable_times_keep_the_field() {
         let p = parser(&[
             ("Name", "j"),
@@ -494,6 +551,7 @@ mod tests {
             run(&p, r#"level=info n=3 msg="a b" debug"#).unwrap().0,
             r#"{"level":"info","n":3,"msg":"a b","debug":true}"#
         );
+        assert_eq!(run(&p, "a=b=c").unwrap().0, r#"{"a":"b","c":true}"#);
         let p = parser(&[("Name", "l"), ("Format", "ltsv")]).unwrap();
         assert_eq!(run(&p, "a:1\tb:x y").unwrap().0, r#"{"a":"1","b":"x y"}"#);
     }
