@@ -113,6 +113,29 @@ impl InputMetrics {
     }
 }
 
+/// Counters of one filter instance.
+#[derive(Debug, Default)]
+pub struct FilterMetrics {
+    /// Instance name, e.g. `grep.0`.
+    pub name: String,
+    pub records_in: Counter,
+    /// Records emitted under their own tag (`records_in - records_out - retagged` were dropped
+    /// on purpose, e.g. by grep).
+    pub records_out: Counter,
+    pub retagged: Counter,
+    /// Records the parser filter passed unchanged because no parser matched.
+    pub unparsed: Counter,
+}
+
+impl FilterMetrics {
+    pub fn new(name: impl Into<String>) -> Self {
+        FilterMetrics {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct OutputMetrics {
     /// Instance name, e.g. `file.0`.

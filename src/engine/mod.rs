@@ -30,7 +30,7 @@ pub use metrics::{DropReason, InputMetrics, OutputMetrics};
 pub struct Plan {
     pub service: Service,
     /// Parsers by name, for the filters that use them.
-    pub parsers: Vec<Parser>,
+    pub parsers: Vec<Arc<Parser>>,
     pub inputs: Vec<InputSpec>,
     pub filters: FilterChain,
     pub outputs: Vec<OutputSpec>,
@@ -53,7 +53,7 @@ impl Plan {
     /// Builds every plugin of `config`; the first error stops the build. Warnings (unknown keys,
     /// outputs that match nothing) are added to `config.warnings`.
     pub fn build(config: &mut Config) -> Result<Plan, ConfigError> {
-        let mut parsers: Vec<Parser> = Vec::new();
+        let mut parsers: Vec<Arc<Parser>> = Vec::new();
         for s in &config.parsers {
             if s.kind != crate::config::SectionKind::Parser {
                 continue; // multiline parsers are read with the multiline filter
@@ -66,7 +66,7 @@ impl Plan {
                 ));
                 parsers.retain(|q| q.name != p.name);
             }
-            parsers.push(p);
+            parsers.push(Arc::new(p));
         }
         let mut numbers = Numbering::default();
         let mut inputs = Vec::new();
@@ -75,7 +75,8 @@ impl Plan {
         }
         let mut stages = Vec::new();
         for s in &config.filters {
-            stages.push(filter::build(s, numbers.next(s))?);
+            let ctx = filter::FilterContext { parsers: &parsers };
+            stages.push(filter::build(s, numbers.next(s), &ctx)?);
         }
         let mut outputs = Vec::new();
         for s in &config.outputs {
@@ -204,6 +205,7 @@ impl Plan {
             });
             output_metrics.push(metrics);
         }
+        let filter_metrics = self.filters.metrics();
         let pipeline = Arc::new(Pipeline::new(self.filters, lanes));
         let stopping = CancellationToken::new();
         let mut input_tasks = Vec::new();
@@ -271,6 +273,16 @@ impl Plan {
                 m.dropped.get(DropReason::InvalidEvent),
                 m.dropped.get(DropReason::RefusedFrame),
                 m.dropped.get(DropReason::NoRoute),
+            );
+        }
+        for m in &filter_metrics {
+            tracing::info!(
+                "[engine] filter {}: records_in={} records_out={} retagged={} unparsed={}",
+                m.name,
+                m.records_in.get(),
+                m.records_out.get(),
+                m.retagged.get(),
+                m.unparsed.get(),
             );
         }
         for m in &output_metrics {

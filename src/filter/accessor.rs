@@ -18,7 +18,9 @@ pub struct Accessor {
 impl Accessor {
     /// Parses `$key['sub'][0]` or a plain key name.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("'{s}' is not a record accessor (e.g. log, $log, $kubernetes['labels']['app'])");
+        let bad = || {
+            format!("'{s}' is not a record accessor (e.g. log, $log, $kubernetes['labels']['app'])")
+        };
         let Some(rest) = s.strip_prefix('$') else {
             if s.is_empty() {
                 return Err(bad());
@@ -140,7 +142,10 @@ mod tests {
         let get = |p: &str| Accessor::parse(p).unwrap().get(&e);
         assert_eq!(get("log"), Some(ValueRef::Str(b"x")));
         assert_eq!(get("$log"), Some(ValueRef::Str(b"x")));
-        assert_eq!(get("$kubernetes['labels']['app']"), Some(ValueRef::Str(b"web")));
+        assert_eq!(
+            get("$kubernetes['labels']['app']"),
+            Some(ValueRef::Str(b"web"))
+        );
         assert_eq!(get("$list[1]"), Some(ValueRef::Str(b"two")));
         assert_eq!(get("$list[2]"), None);
         assert_eq!(get("$kubernetes['nope']"), None);

@@ -4,8 +4,21 @@
 //! outputs. An event a filter emits under a new tag (`rewrite_tag`) continues with the filters
 //! after that one, matched against its new tag, and is then routed by its new tag.
 
-use crate::config::{ConfigError, Section};
-use crate::record::{Batch, Event, Tag};
+pub mod accessor;
+mod grep;
+mod modify;
+mod parser;
+mod record_modifier;
+mod rewrite_tag;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::config::{ConfigError, Entry, Section};
+use crate::engine::metrics::FilterMetrics;
+use crate::parser::Parser;
+use crate::record::{Batch, Event, RecordBuilder, Tag};
 use crate::router::Matcher;
 
 /// One filter plugin instance.
@@ -18,9 +31,16 @@ pub trait Filter: Send + Sync {
 pub struct FilterOutput<'a> {
     same_tag: &'a mut Vec<Event>,
     retagged: &'a mut Vec<(Tag, Event)>,
+    /// Shared space for the records filters build, so building one allocates nothing.
+    arena: &'a mut BytesMut,
 }
 
 impl FilterOutput<'_> {
+    /// Starts building a new record.
+    pub fn builder(&mut self) -> RecordBuilder<'_> {
+        RecordBuilder::new(self.arena)
+    }
+
     /// Emits an event under the tag it came with.
     pub fn emit(&mut self, event: Event) {
         self.same_tag.push(event);
@@ -32,11 +52,12 @@ impl FilterOutput<'_> {
     }
 }
 
-/// A filter with the tags it applies to and its instance name (`grep.0`).
+/// A filter with the tags it applies to, its instance name (`grep.0`) and its counters.
 pub struct FilterStage {
     pub name: String,
     pub matcher: Matcher,
     pub filter: Box<dyn Filter>,
+    pub metrics: Arc<FilterMetrics>,
 }
 
 /// The filters of a config, in order.
@@ -58,6 +79,10 @@ impl FilterChain {
         self.stages.iter().map(|s| (s.name.as_str(), &s.matcher))
     }
 
+    pub fn metrics(&self) -> Vec<Arc<FilterMetrics>> {
+        self.stages.iter().map(|s| s.metrics.clone()).collect()
+    }
+
     /// Runs `batch` through every stage that matches its tag. Returns the resulting batches: the
     /// original tag's first, then one per tag that filters gave events.
     pub fn apply(&self, batch: Batch) -> Vec<Batch> {
@@ -77,16 +102,23 @@ impl FilterChain {
             let mut kept = Batch::new(batch.tag.clone());
             let mut same = Vec::with_capacity(1);
             let mut retagged = Vec::new();
+            let mut arena = BytesMut::new();
+            let records_in = batch.len();
             for event in std::mem::take(&mut batch.events) {
                 let mut out = FilterOutput {
                     same_tag: &mut same,
                     retagged: &mut retagged,
+                    arena: &mut arena,
                 };
                 stage.filter.filter(&batch.tag, event, &mut out);
                 for e in same.drain(..) {
                     kept.push(e);
                 }
             }
+            let m = &stage.metrics;
+            m.records_in.add(records_in as u64);
+            m.records_out.add(kept.len() as u64);
+            m.retagged.add(retagged.len() as u64);
             batch = kept;
             for (tag, events) in group_by_tag(retagged) {
                 let mut b = Batch::new(tag);
@@ -111,8 +143,17 @@ fn group_by_tag(events: Vec<(Tag, Event)>) -> Vec<(Tag, Vec<Event>)> {
     groups
 }
 
+/// What filters may refer to when they are built.
+pub struct FilterContext<'a> {
+    pub parsers: &'a [Arc<Parser>],
+}
+
 /// Builds a filter plugin instance from its section.
-pub fn build(section: &Section, index: usize) -> Result<FilterStage, ConfigError> {
+pub fn build(
+    section: &Section,
+    index: usize,
+    ctx: &FilterContext<'_>,
+) -> Result<FilterStage, ConfigError> {
     let name = section.name()?;
     let matcher = Matcher::from_section(section)?.ok_or_else(|| {
         ConfigError::new(
@@ -120,7 +161,9 @@ pub fn build(section: &Section, index: usize) -> Result<FilterStage, ConfigError
             format!("filter '{name}' has no Match or Match_Regex rule"),
         )
     })?;
-    let Some(filter) = plugin(&name, section)? else {
+    let instance = format!("{name}.{index}");
+    let metrics = Arc::new(FilterMetrics::new(&instance));
+    let Some(filter) = plugin(&name, section, ctx, &metrics)? else {
         let loc = section.entry("name").map_or(&section.loc, |e| &e.loc);
         return Err(ConfigError::new(
             loc,
@@ -128,15 +171,62 @@ pub fn build(section: &Section, index: usize) -> Result<FilterStage, ConfigError
         ));
     };
     Ok(FilterStage {
-        name: format!("{name}.{index}"),
+        name: instance,
         matcher,
         filter,
+        metrics,
     })
 }
 
-/// The filter plugins by `Name`. None exist yet: parsers and filters are the next piece of work.
-fn plugin(_name: &str, _section: &Section) -> Result<Option<Box<dyn Filter>>, ConfigError> {
-    Ok(None)
+/// The filter plugins by `Name`.
+fn plugin(
+    name: &str,
+    section: &Section,
+    ctx: &FilterContext<'_>,
+    metrics: &Arc<FilterMetrics>,
+) -> Result<Option<Box<dyn Filter>>, ConfigError> {
+    Ok(Some(match name {
+        "parser" => Box::new(parser::ParserFilter::from_section(
+            section,
+            ctx,
+            metrics.clone(),
+        )?),
+        "record_modifier" => Box::new(record_modifier::RecordModifier::from_section(section)?),
+        "grep" => Box::new(grep::Grep::from_section(section)?),
+        "modify" => Box::new(modify::Modify::from_section(section)?),
+        "rewrite_tag" => Box::new(rewrite_tag::RewriteTag::from_section(section)?),
+        _ => return Ok(None),
+    }))
+}
+
+/// Splits a config value into whitespace-separated tokens; double quotes group a token with
+/// spaces. At most `max` tokens: the last one takes the rest of the line.
+pub fn tokens(entry: &Entry, max: usize) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    let mut rest = entry.value.trim();
+    while !rest.is_empty() {
+        if out.len() + 1 == max {
+            out.push(unquote(rest).to_string());
+            break;
+        }
+        let (tok, tail) = if let Some(q) = rest.strip_prefix('"') {
+            let end = q.find('"').ok_or_else(|| {
+                ConfigError::new(&entry.loc, format!("{}: unclosed quote", entry.key))
+            })?;
+            (&q[..end], &q[end + 1..])
+        } else {
+            rest.split_at(rest.find(char::is_whitespace).unwrap_or(rest.len()))
+        };
+        out.push(tok.to_string());
+        rest = tail.trim_start();
+    }
+    Ok(out)
+}
+
+fn unquote(s: &str) -> &str {
+    s.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(s)
 }
 
 /// A filter that emits under a fixed tag: used by tests of the chain.
@@ -188,6 +278,7 @@ mod tests {
             name: "t.0".into(),
             matcher: Matcher::wildcard(m),
             filter,
+            metrics: Arc::default(),
         }
     }
 
@@ -210,5 +301,65 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(&*out[0].tag, "final");
         assert_eq!(out[0].len(), 2);
+    }
+}
+
+/// Helpers for the filters' unit tests: build a filter from `Key value` lines and run JSON
+/// records through it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::config::{Location, SectionKind};
+    use crate::msgpack::json::JsonStyle;
+    use crate::record::EventTime;
+
+    pub fn section(lines: &[(&str, &str)]) -> Section {
+        let mut s = Section::new(SectionKind::Filter, Location::command_line());
+        for (i, (k, v)) in lines.iter().enumerate() {
+            s.push(*k, *v, Location::new(Location::command_line().file, i + 1));
+        }
+        s
+    }
+
+    pub fn event(json: &str) -> Event {
+        let mut mp = Vec::new();
+        crate::parser::json::object_to_msgpack(json.as_bytes(), &mut mp).expect("test JSON");
+        Event::new(EventTime::from_parts(1, 0), bytes::Bytes::from(mp)).unwrap()
+    }
+
+    pub fn to_json(e: &Event) -> String {
+        let mut out = Vec::new();
+        JsonStyle {
+            escape_unicode: false,
+        }
+        .value(&mut out, &e.record);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Runs records through `filter` under `tag`; returns (tag, record JSON) of what came out,
+    /// same-tag records first.
+    pub fn run(filter: &dyn Filter, tag: &str, records: &[&str]) -> Vec<(String, String)> {
+        let tag: Tag = Arc::from(tag);
+        let (mut same, mut retagged, mut arena) = (Vec::new(), Vec::new(), BytesMut::new());
+        for r in records {
+            let mut out = FilterOutput {
+                same_tag: &mut same,
+                retagged: &mut retagged,
+                arena: &mut arena,
+            };
+            filter.filter(&tag, event(r), &mut out);
+        }
+        same.iter()
+            .map(|e| (tag.to_string(), to_json(e)))
+            .chain(retagged.iter().map(|(t, e)| (t.to_string(), to_json(e))))
+            .collect()
+    }
+
+    /// Just the record JSON of what `run` returns.
+    pub fn records(filter: &dyn Filter, records: &[&str]) -> Vec<String> {
+        run(filter, "t", records)
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
     }
 }

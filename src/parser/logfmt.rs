@@ -105,8 +105,14 @@ mod tests {
     #[test]
     fn fluent_bit_edge_cases() {
         let s = |v: &str| Some(v.to_string());
-        assert_eq!(parse(r#"a="unterminated"#).unwrap(), vec![("a".into(), s("unterminated"))]);
-        assert_eq!(parse("k= x=1").unwrap(), vec![("k".into(), None), ("x".into(), s("1"))]);
+        assert_eq!(
+            parse(r#"a="unterminated"#).unwrap(),
+            vec![("a".into(), s("unterminated"))]
+        );
+        assert_eq!(
+            parse("k= x=1").unwrap(),
+            vec![("k".into(), None), ("x".into(), s("1"))]
+        );
         assert_eq!(parse("a=1\nb=2").unwrap(), vec![("a".into(), s("1"))]);
         assert!(parse("   ").is_none());
     }

@@ -278,8 +278,13 @@ fn write_typed(out: &mut RecordBuilder<'_>, key: &[u8], text: &[u8], ty: FieldTy
         FieldType::Integer => write::write_int(out.key(key), leading_int(s)),
         FieldType::Float => write::write_f64(out.key(key), leading_float(s)),
         FieldType::Hex => {
-            let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-            let end = digits.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(digits.len());
+            let digits = s
+                .strip_prefix("0x")
+                .or_else(|| s.strip_prefix("0X"))
+                .unwrap_or(s);
+            let end = digits
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(digits.len());
             let v = u64::from_str_radix(&digits[..end], 16).unwrap_or(0);
             write::write_uint(out.key(key), v);
         }
@@ -317,7 +322,11 @@ fn leading_int(s: &str) -> i64 {
 fn leading_float(s: &str) -> f64 {
     let end = s
         .char_indices()
-        .take_while(|(i, c)| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E') || (*i == 0 && matches!(c, '-' | '+')))
+        .take_while(|(i, c)| {
+            c.is_ascii_digit()
+                || matches!(c, '.' | 'e' | 'E')
+                || (*i == 0 && matches!(c, '-' | '+'))
+        })
         .count();
     (1..=end)
         .rev()
@@ -486,7 +495,10 @@ mod tests {
         let p = parser(&[
             ("Name", "t"),
             ("Format", "regex"),
-            ("Regex", r"^(?<i>\S*) (?<f>\S*) (?<h>\S*) (?<b>\S*) (?<c>\S*)$"),
+            (
+                "Regex",
+                r"^(?<i>\S*) (?<f>\S*) (?<h>\S*) (?<b>\S*) (?<c>\S*)$",
+            ),
             ("Types", "i:integer f:float h:hex b:bool c:bool"),
         ])
         .unwrap();
@@ -494,7 +506,10 @@ mod tests {
             run(&p, "12abc 2.5x ff trueish maybe").unwrap().0,
             r#"{"i":12,"f":2.5,"h":255,"b":true,"c":"maybe"}"#
         );
-        assert_eq!(run(&p, "abc x 0x1f FALSE no").unwrap().0, r#"{"i":0,"f":0.0,"h":31,"b":false,"c":"no"}"#);
+        assert_eq!(
+            run(&p, "abc x 0x1f FALSE no").unwrap().0,
+            r#"{"i":0,"f":0.0,"h":31,"b":false,"c":"no"}"#
+        );
     }
 
     #[test]
