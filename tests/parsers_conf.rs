@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 fn parser(name: &str) -> Parser {
     let mut l = Loader::new();
-    l.load_file(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/parsers.conf").as_ref()).unwrap();
+    l.load_file(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/parsers.conf").as_ref())
+        .unwrap();
     let section = l
         .sections
         .iter()
@@ -26,7 +27,10 @@ fn parse(p: &Parser, line: &str) -> Option<(Value, Option<(i64, u32)>)> {
     let time = p.parse(line.as_bytes(), &mut b)?;
     let e = Event::new(EventTime::default(), b.finish()).unwrap();
     let mut out = Vec::new();
-    JsonStyle { escape_unicode: false }.value(&mut out, &e.record);
+    JsonStyle {
+        escape_unicode: false,
+    }
+    .value(&mut out, &e.record);
     Some((
         serde_json::from_slice(&out).unwrap(),
         time.map(|t| (t.secs(), t.subsec_nanos())),
@@ -52,11 +56,22 @@ fn nginx() {
     );
     assert_eq!(time, Some((T, 0)));
     // A request line without path (a malformed client) still parses.
-    let (rec, _) = parse(&p, r#"10.0.0.1 - - [14/Nov/2023:22:13:20 +0000] "-" 400 0 "-" "-""#).unwrap();
+    let (rec, _) = parse(
+        &p,
+        r#"10.0.0.1 - - [14/Nov/2023:22:13:20 +0000] "-" 400 0 "-" "-""#,
+    )
+    .unwrap();
     assert_eq!(rec["method"], "-");
     assert_eq!(rec["code"], "400");
     assert!(parse(&p, "hello world").is_none());
-    assert!(parse(&p, r#"10.0.0.1 - - [14/Nov/2023:22:13:20 +0000] "GET / HTTP/1.1" 200 1"#).is_none(), "nginx needs referer and agent");
+    assert!(
+        parse(
+            &p,
+            r#"10.0.0.1 - - [14/Nov/2023:22:13:20 +0000] "GET / HTTP/1.1" 200 1"#
+        )
+        .is_none(),
+        "nginx needs referer and agent"
+    );
 }
 
 #[test]
@@ -68,7 +83,8 @@ fn apache_and_apache2() {
         json!({"host": "192.168.0.7", "user": "frank", "method": "GET", "path": "/apache_pb.gif", "code": "200", "size": "2326"})
     );
     assert_eq!(time, Some((971_211_336, 0)));
-    let combined = format!(r#"{common} "http://example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)""#);
+    let combined =
+        format!(r#"{common} "http://example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)""#);
     let (rec, _) = parse(&parser("apache2"), &combined).unwrap();
     assert_eq!(rec["referer"], "http://example.com/start.html");
     assert_eq!(rec["agent"], "Mozilla/4.08 [en] (Win98; I ;Nav)");
@@ -93,7 +109,11 @@ fn apache_error() {
 
 #[test]
 fn json_and_docker() {
-    let (rec, time) = parse(&parser("json"), r#"{"time":"14/Nov/2023:22:13:20 +0000","level":"info","n":3}"#).unwrap();
+    let (rec, time) = parse(
+        &parser("json"),
+        r#"{"time":"14/Nov/2023:22:13:20 +0000","level":"info","n":3}"#,
+    )
+    .unwrap();
     assert_eq!(rec, json!({"level": "info", "n": 3}));
     assert_eq!(time, Some((T, 0)));
     assert!(parse(&parser("json"), "not json").is_none());
@@ -102,7 +122,10 @@ fn json_and_docker() {
         r#"{"log":"hello\n","stream":"stdout","time":"2023-11-14T22:13:20.123456789Z"}"#,
     )
     .unwrap();
-    assert_eq!(rec, json!({"log": "hello\n", "stream": "stdout", "time": "2023-11-14T22:13:20.123456789Z"}));
+    assert_eq!(
+        rec,
+        json!({"log": "hello\n", "stream": "stdout", "time": "2023-11-14T22:13:20.123456789Z"})
+    );
     assert_eq!(time, Some((T, 123_456_789)));
 }
 
@@ -133,25 +156,48 @@ fn syslog() {
                "message": "An application event"})
     );
     assert_eq!(time, Some((T, 3_000_000)));
-    let (rec, _) = parse(&parser("syslog-rfc5424"), "<34>1 2023-11-14T22:13:20.1Z host app - - -").unwrap();
+    let (rec, _) = parse(
+        &parser("syslog-rfc5424"),
+        "<34>1 2023-11-14T22:13:20.1Z host app - - -",
+    )
+    .unwrap();
     assert_eq!(rec["extradata"], "-");
     assert!(rec.get("message").is_none());
 
-    let (rec, time) = parse(&parser("syslog-rfc3164"), "<34>Nov 14 22:13:20 mymachine su[230]: 'su root' failed for lonvick").unwrap();
+    let (rec, time) = parse(
+        &parser("syslog-rfc3164"),
+        "<34>Nov 14 22:13:20 mymachine su[230]: 'su root' failed for lonvick",
+    )
+    .unwrap();
     assert_eq!(
         rec,
         json!({"pri": "34", "time": "Nov 14 22:13:20", "host": "mymachine", "ident": "su", "pid": "230",
                "message": "'su root' failed for lonvick"})
     );
     let (secs, _) = time.unwrap();
-    assert_eq!((secs - T).rem_euclid(86_400), 0, "same time of day, this year");
-    let (rec, _) = parse(&parser("syslog-rfc3164"), "<13>Nov  4 01:02:03 host cron: job done").unwrap();
+    assert_eq!(
+        (secs - T).rem_euclid(86_400),
+        0,
+        "same time of day, this year"
+    );
+    let (rec, _) = parse(
+        &parser("syslog-rfc3164"),
+        "<13>Nov  4 01:02:03 host cron: job done",
+    )
+    .unwrap();
     assert!(rec.get("pid").is_none());
     assert!(parse(&parser("syslog-rfc3164"), "Nov 14 22:13:20 no priority").is_none());
 }
 
 #[test]
 fn logfmt() {
-    let (rec, _) = parse(&parser("logfmt"), r#"level=info msg="request done" took=12ms cached"#).unwrap();
-    assert_eq!(rec, json!({"level": "info", "msg": "request done", "took": "12ms", "cached": true}));
+    let (rec, _) = parse(
+        &parser("logfmt"),
+        r#"level=info msg="request done" took=12ms cached"#,
+    )
+    .unwrap();
+    assert_eq!(
+        rec,
+        json!({"level": "info", "msg": "request done", "took": "12ms", "cached": true})
+    );
 }

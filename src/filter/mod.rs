@@ -92,6 +92,8 @@ impl FilterChain {
     }
 
     fn run_from(&self, first_stage: usize, mut batch: Batch, done: &mut Vec<Batch>) {
+        // This batch goes before the batches its events are re-tagged into, in their order.
+        let position = done.len();
         for (i, stage) in self.stages.iter().enumerate().skip(first_stage) {
             if batch.is_empty() {
                 return;
@@ -127,7 +129,7 @@ impl FilterChain {
             }
         }
         if !batch.is_empty() {
-            done.insert(0, batch);
+            done.insert(position, batch);
         }
     }
 }
@@ -301,6 +303,31 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(&*out[0].tag, "final");
         assert_eq!(out[0].len(), 2);
+    }
+
+    #[test]
+    fn the_original_tag_comes_first_then_new_tags_in_order() {
+        struct Split;
+        impl Filter for Split {
+            fn filter(&self, _tag: &Tag, event: Event, out: &mut FilterOutput<'_>) {
+                match event.get("n") {
+                    Some(crate::msgpack::ValueRef::Str(b"1")) => {
+                        out.emit_as(Arc::from("one"), event)
+                    }
+                    Some(crate::msgpack::ValueRef::Str(b"2")) => {
+                        out.emit_as(Arc::from("two"), event)
+                    }
+                    _ => out.emit(event),
+                }
+            }
+        }
+        let chain = FilterChain::new(vec![stage("*", Box::new(Split))]);
+        let tags: Vec<_> = chain
+            .apply(batch("in", 4))
+            .iter()
+            .map(|b| b.tag.to_string())
+            .collect();
+        assert_eq!(tags, ["in", "one", "two"]);
     }
 }
 
