@@ -222,3 +222,95 @@ fn seed_003_split_access_error_and_app_logs_with_rewrite_tag() {
         "2023-11-14 22:13:21 ERROR NullPointerException in checkout"
     );
 }
+
+#[test]
+fn docker_16k_splits_from_two_containers_are_reassembled() {
+    let router = Router::start(
+        "
+[SERVICE]
+    Flush 0.2
+[INPUT]
+    Name   forward
+    Listen 127.0.0.1
+    Port   0
+[FILTER]
+    Name                  multiline
+    Match                 *
+    Mode                  partial_message
+    multiline.key_content log
+    flush_ms              500
+[OUTPUT]
+    Name  file
+    Match *
+    Path  {dir}
+    File  out.log
+",
+        1,
+    );
+    // Two 40,000-byte lines, split as Docker does (16,384-byte pieces), pieces interleaved.
+    let line = |c: char| c.to_string().repeat(40_000);
+    let (a, b) = (line('a'), line('b'));
+    let pieces = |text: &str, id: &str, name: &str| -> Vec<Vec<u8>> {
+        let chunks: Vec<&str> = text
+            .as_bytes()
+            .chunks(16_384)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let n = chunks.len();
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let ordinal = (i + 1).to_string();
+                let last = if i + 1 == n { "true" } else { "false" };
+                mp::message(
+                    "app",
+                    1_700_000_000,
+                    0,
+                    &[
+                        ("container_name", name),
+                        ("source", "stdout"),
+                        ("log", c),
+                        ("partial_message", "true"),
+                        ("partial_id", id),
+                        ("partial_ordinal", &ordinal),
+                        ("partial_last", last),
+                    ],
+                )
+            })
+            .collect()
+    };
+    let pa = pieces(&a, "idA", "/web");
+    let pb = pieces(&b, "idB", "/worker");
+    let mut s = router.tcp(0);
+    for i in 0..pa.len() {
+        s.write_all(&pa[i]).unwrap();
+        s.write_all(&pb[i]).unwrap();
+    }
+    // An unfinished line: flushed as it is after flush_ms.
+    s.write_all(&mp::message(
+        "app",
+        1_700_000_001,
+        0,
+        &[
+            ("log", "no end"),
+            ("partial_message", "true"),
+            ("partial_id", "idC"),
+            ("partial_ordinal", "1"),
+            ("partial_last", "false"),
+        ],
+    ))
+    .unwrap();
+    let out = wait_lines(&router.dir.path("out.log"), 3, Duration::from_secs(10));
+    assert_eq!(out.len(), 3);
+    assert_eq!(
+        out[0].record,
+        json!({"container_name": "/web", "source": "stdout", "log": a})
+    );
+    assert_eq!(
+        out[1].record,
+        json!({"container_name": "/worker", "source": "stdout", "log": b})
+    );
+    assert_eq!(out[2].record, json!({"log": "no end"}));
+    assert_eq!(out[2].time_ns, 1_700_000_001_000_000_000);
+}

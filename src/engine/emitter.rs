@@ -167,6 +167,15 @@ impl Emitter {
         Ok(())
     }
 
+    /// Emits what filter stage `stage` holds (all of it when `shutting_down`), through the
+    /// stages after it.
+    pub async fn emit_held(&mut self, stage: usize, shutting_down: bool) -> Result<(), Closed> {
+        for b in self.pipeline.filters.flush_held(stage, shutting_down) {
+            self.queue(b).await?;
+        }
+        Ok(())
+    }
+
     async fn queue(&mut self, batch: Batch) -> Result<(), Closed> {
         let route = match self.routes.get(&batch.tag) {
             Some(r) => r.clone(),

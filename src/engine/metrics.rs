@@ -125,6 +125,8 @@ pub struct FilterMetrics {
     pub retagged: Counter,
     /// Records the parser filter passed unchanged because no parser matched.
     pub unparsed: Counter,
+    /// Groups the multiline filter flushed before their last piece (timeout, size, shutdown).
+    pub incomplete: Counter,
 }
 
 impl FilterMetrics {

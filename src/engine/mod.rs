@@ -206,7 +206,31 @@ impl Plan {
             output_metrics.push(metrics);
         }
         let filter_metrics = self.filters.metrics();
+        let tickers = self.filters.tickers();
         let pipeline = Arc::new(Pipeline::new(self.filters, lanes));
+        // Filters that hold events (multiline) flush on their own clock, into the stages after
+        // them; at shutdown, once inputs are done, they flush everything.
+        let held_stop = CancellationToken::new();
+        let mut held_tasks = Vec::new();
+        for (stage, every) in tickers {
+            let name = format!("emitter_for_{}", filter_metrics[stage].name);
+            let mut emitter =
+                Emitter::new(pipeline.clone(), Arc::new(InputMetrics::new(name)), None);
+            let stop = held_stop.clone();
+            held_tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {
+                            if emitter.emit_held(stage, false).await.is_err() { break; }
+                        }
+                        () = stop.cancelled() => {
+                            let _ = emitter.emit_held(stage, true).await;
+                            break;
+                        }
+                    }
+                }
+            }));
+        }
         let stopping = CancellationToken::new();
         let mut input_tasks = Vec::new();
         let mut input_metrics = Vec::new();
@@ -238,6 +262,10 @@ impl Plan {
         let deadline = tokio::time::Instant::now() + grace;
         let finished = tokio::time::timeout_at(deadline, async {
             for t in input_tasks {
+                let _ = t.await;
+            }
+            held_stop.cancel();
+            for t in held_tasks {
                 let _ = t.await;
             }
             for t in lane_tasks {
@@ -277,12 +305,13 @@ impl Plan {
         }
         for m in &filter_metrics {
             tracing::info!(
-                "[engine] filter {}: records_in={} records_out={} retagged={} unparsed={}",
+                "[engine] filter {}: records_in={} records_out={} retagged={} unparsed={} incomplete={}",
                 m.name,
                 m.records_in.get(),
                 m.records_out.get(),
                 m.retagged.get(),
                 m.unparsed.get(),
+                m.incomplete.get(),
             );
         }
         for m in &output_metrics {

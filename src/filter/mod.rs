@@ -7,11 +7,13 @@
 pub mod accessor;
 mod grep;
 mod modify;
+mod multiline;
 mod parser;
 mod record_modifier;
 mod rewrite_tag;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 
@@ -25,6 +27,15 @@ use crate::router::Matcher;
 pub trait Filter: Send + Sync {
     /// Handles one event: emit it (changed or not) to keep it, emit nothing to drop it.
     fn filter(&self, tag: &Tag, event: Event, out: &mut FilterOutput<'_>);
+
+    /// For filters that hold events between calls: how often [`Filter::flush_held`] runs.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Emits (with `emit_as`, under their tags) held events that waited too long, or all of
+    /// them when `shutting_down`.
+    fn flush_held(&self, _shutting_down: bool, _out: &mut FilterOutput<'_>) {}
 }
 
 /// Where a filter puts what it emits.
@@ -81,6 +92,39 @@ impl FilterChain {
 
     pub fn metrics(&self) -> Vec<Arc<FilterMetrics>> {
         self.stages.iter().map(|s| s.metrics.clone()).collect()
+    }
+
+    /// Stages that hold events, with how often they must be flushed.
+    pub fn tickers(&self) -> Vec<(usize, Duration)> {
+        self.stages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.filter.tick_interval().map(|d| (i, d)))
+            .collect()
+    }
+
+    /// Flushes what stage `index` holds (everything when `shutting_down`) and runs it through
+    /// the stages after it.
+    pub fn flush_held(&self, index: usize, shutting_down: bool) -> Vec<Batch> {
+        let Some(stage) = self.stages.get(index) else {
+            return Vec::new();
+        };
+        let (mut same, mut retagged, mut arena) = (Vec::new(), Vec::new(), BytesMut::new());
+        stage.filter.flush_held(
+            shutting_down,
+            &mut FilterOutput {
+                same_tag: &mut same,
+                retagged: &mut retagged,
+                arena: &mut arena,
+            },
+        );
+        let mut done = Vec::new();
+        for (tag, events) in group_by_tag(retagged) {
+            let mut b = Batch::new(tag);
+            events.into_iter().for_each(|e| b.push(e));
+            self.run_from(index + 1, b, &mut done);
+        }
+        done
     }
 
     /// Runs `batch` through every stage that matches its tag. Returns the resulting batches: the
@@ -197,6 +241,10 @@ fn plugin(
         "grep" => Box::new(grep::Grep::from_section(section)?),
         "modify" => Box::new(modify::Modify::from_section(section)?),
         "rewrite_tag" => Box::new(rewrite_tag::RewriteTag::from_section(section)?),
+        "multiline" => Box::new(multiline::Multiline::from_section(
+            section,
+            metrics.clone(),
+        )?),
         _ => return Ok(None),
     }))
 }
