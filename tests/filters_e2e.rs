@@ -314,3 +314,144 @@ fn docker_16k_splits_from_two_containers_are_reassembled() {
     assert_eq!(out[2].record, json!({"log": "no end"}));
     assert_eq!(out[2].time_ns, 1_700_000_001_000_000_000);
 }
+
+/// Serves `body` for GET <prefix>/task on a loopback port; returns the base URI.
+fn metadata_server(body: &'static str) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let (status, body) = if request_line.starts_with("GET /v4/c0ffee/task ") {
+                ("200 OK", body)
+            } else {
+                ("404 Not Found", "{}")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://127.0.0.1:{port}/v4/c0ffee")
+}
+
+const TASK_DOC: &str = r#"{"Cluster":"arn:aws:ecs:eu-west-1:111122223333:cluster/prod-cluster","ServiceName":"web",
+ "TaskARN":"arn:aws:ecs:eu-west-1:111122223333:task/prod-cluster/5b1f0c2e9d8a4e6fa1b2c3d4e5f60718",
+ "Family":"web-task","Revision":"42","DesiredStatus":"RUNNING","KnownStatus":"RUNNING",
+ "Limits":{"CPU":0.5,"Memory":1024},"AvailabilityZone":"eu-west-1b","LaunchType":"FARGATE",
+ "Containers":[
+  {"DockerId":"9f3c2a1b0e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a4938271605f4e3d","Name":"app",
+   "DockerName":"ecs-web-task-42-app-d2f4a6c8e0b1c3d5e701","Image":"111122223333.dkr.ecr.eu-west-1.amazonaws.com/web:1.9.0",
+   "ImageID":"sha256:0c7d5e9b","Labels":{"com.amazonaws.ecs.container-name":"app"},"Type":"NORMAL",
+   "Networks":[{"NetworkMode":"awsvpc","IPv4Addresses":["10.0.1.5"]}]},
+  {"DockerId":"1234567890abcdef1234567890abcdef1234567890abcdef1234567890abcdef","Name":"log_router",
+   "DockerName":"ecs-web-task-42-log-router","Image":"logrouter:latest","ImageID":"sha256:aa"}]}"#;
+
+const ECS_CONFIG: &str = "
+[SERVICE]
+    Flush 0.2
+[INPUT]
+    Name   forward
+    Listen 127.0.0.1
+    Port   0
+[FILTER]
+    Name  ecs
+    Match *
+    ADD   ecs_cluster $ClusterName
+    ADD   ecs_task_id $TaskID
+    ADD   ecs_task_definition $TaskDefinitionFamily:$TaskDefinitionVersion
+    ADD   az $AvailabilityZone
+    ADD   launch_type $LaunchType
+    ADD   ecs_container_name $ECSContainerName
+    ADD   image $ContainerImage
+[OUTPUT]
+    Name  file
+    Match *
+    Path  {dir}
+    File  out.log
+";
+
+#[test]
+fn ecs_metadata_is_added_by_container_id() {
+    let uri = metadata_server(TASK_DOC);
+    let router = Router::start_with(ECS_CONFIG, 1, &[("ECS_CONTAINER_METADATA_URI_V4", &uri)]);
+    let mut s = router.tcp(0);
+    s.write_all(&mp::message(
+        "app-firelens-x",
+        1,
+        0,
+        &[
+            (
+                "container_id",
+                "9f3c2a1b0e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a4938271605f4e3d",
+            ),
+            ("log", "hi"),
+        ],
+    ))
+    .unwrap();
+    s.write_all(&mp::message(
+        "other",
+        1,
+        0,
+        &[("container_id", "ffffffffffffffff"), ("log", "?")],
+    ))
+    .unwrap();
+    let out = wait_lines(&router.dir.path("out.log"), 2, Duration::from_secs(10));
+    assert_eq!(
+        out[0].record,
+        json!({"container_id": "9f3c2a1b0e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a4938271605f4e3d", "log": "hi",
+               "ecs_cluster": "prod-cluster", "ecs_task_id": "5b1f0c2e9d8a4e6fa1b2c3d4e5f60718",
+               "ecs_task_definition": "web-task:42", "az": "eu-west-1b", "launch_type": "FARGATE",
+               "ecs_container_name": "app", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/web:1.9.0"})
+    );
+    // A container the task does not list: task fields, empty container fields.
+    assert_eq!(out[1].record["ecs_cluster"], "prod-cluster");
+    assert_eq!(out[1].record["ecs_container_name"], "");
+}
+
+#[test]
+fn ecs_without_an_endpoint_fails_at_start_with_a_clear_error() {
+    let dir = common::TempDir::new();
+    let conf = dir.path("f.conf");
+    std::fs::write(&conf, ECS_CONFIG.replace("{dir}", dir.0.to_str().unwrap())).unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .arg("-c")
+        .arg(&conf)
+        .env_remove("ECS_CONTAINER_METADATA_URI_V4")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ECS_CONTAINER_METADATA_URI_V4 is not set"),
+        "{err}"
+    );
+    // Set, but nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!(
+        "http://127.0.0.1:{}/v4/x",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    let out = std::process::Command::new(common::BIN)
+        .arg("-c")
+        .arg(&conf)
+        .env("ECS_CONTAINER_METADATA_URI_V4", &uri)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read task metadata from"), "{err}");
+}

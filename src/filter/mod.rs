@@ -5,6 +5,7 @@
 //! after that one, matched against its new tag, and is then routed by its new tag.
 
 pub mod accessor;
+mod ecs;
 mod grep;
 mod modify;
 mod multiline;
@@ -241,6 +242,7 @@ fn plugin(
         "grep" => Box::new(grep::Grep::from_section(section)?),
         "modify" => Box::new(modify::Modify::from_section(section)?),
         "rewrite_tag" => Box::new(rewrite_tag::RewriteTag::from_section(section)?),
+        "ecs" => Box::new(ecs::Ecs::from_section(section)?),
         "multiline" => Box::new(multiline::Multiline::from_section(
             section,
             metrics.clone(),
