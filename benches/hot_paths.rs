@@ -87,11 +87,79 @@ fn json(c: &mut Criterion) {
     let _ = EventTime::now();
 }
 
+/// The nginx parser of conf/parsers.conf, alone and as the parser filter in a chain.
+fn parsing(c: &mut Criterion) {
+    use logrouter::config::loader::Loader;
+    use logrouter::parser::Parser;
+    use logrouter::record::RecordBuilder;
+
+    let mut loader = Loader::new();
+    loader
+        .load_file(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/parsers.conf").as_ref())
+        .unwrap();
+    let section = loader
+        .sections
+        .iter()
+        .find(|s| s.str("name") == Some("nginx"))
+        .unwrap();
+    let nginx = Parser::from_section(section).unwrap();
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("nginx line", |b| {
+        let mut arena = BytesMut::new();
+        b.iter(|| {
+            let mut rec = RecordBuilder::new(&mut arena);
+            let t = nginx.parse(LINE.as_bytes(), &mut rec).unwrap();
+            (t, rec.finish())
+        })
+    });
+    g.finish();
+
+    // parser (nginx, Reserve_Data) + record_modifier (FireLens's ECS fields) + grep, on a
+    // batch of 200 Docker-driver records.
+    let dir = std::env::temp_dir().join(format!("lr-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("bench.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[SERVICE]\n    Parsers_File {}/conf/parsers.conf\n\
+[FILTER]\n    Name parser\n    Match *\n    Key_Name log\n    Parser nginx\n    Reserve_Data On\n\
+[FILTER]\n    Name record_modifier\n    Match *\n    Record ecs_cluster prod\n    Record ecs_task_arn arn:aws:ecs:eu-west-1:1:task/prod/5b1f\n\
+[FILTER]\n    Name grep\n    Match *\n    Exclude path ^/health\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .unwrap();
+    let mut config = logrouter::config::Config::from_file(&conf, &[]).unwrap();
+    let plan = logrouter::engine::Plan::build(&mut config).unwrap();
+    let f = Bytes::from((0..200).flat_map(docker_frame).collect::<Vec<u8>>());
+    let mut events = Vec::new();
+    let mut scanner = Scanner::new(ScannerLimits {
+        max_bytes: 6_144_000,
+        max_depth: 64,
+    });
+    let mut buf = BytesMut::from(&f[..]);
+    while let Ok(Some(len)) = scanner.advance(&buf) {
+        let frame = buf.split_to(len).freeze();
+        frame::decode(&frame, 6_144_000, &mut events).unwrap();
+    }
+    let mut batch = logrouter::record::Batch::new(Arc::from("web-firelens-5f2a9c"));
+    events.into_iter().for_each(|e| batch.push(e));
+    let mut g = c.benchmark_group("filters");
+    g.throughput(Throughput::Elements(200));
+    g.bench_function("parser+record_modifier+grep, 200 records", |b| {
+        b.iter(|| plan.filters.apply(batch.clone()))
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn routing(c: &mut Criterion) {
     let m = Matcher::wildcard("web-firelens*");
     let tag: Arc<str> = Arc::from("web-firelens-5f2a9c0d1e2f3a4b");
     c.bench_function("match wildcard", |b| b.iter(|| m.matches(&tag)));
 }
 
-criterion_group!(benches, decode, json, routing);
+criterion_group!(benches, decode, json, parsing, routing);
 criterion_main!(benches);

@@ -221,9 +221,12 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A key and its still-encoded value.
+pub type RawField<'a> = (&'a [u8], &'a [u8]);
+
 impl<'a> Fields<'a> {
     /// The next pair with its value still encoded.
-    pub fn next_raw(&mut self) -> Option<Result<(&'a [u8], &'a [u8]), DecodeError>> {
+    pub fn next_raw(&mut self) -> Option<Result<RawField<'a>, DecodeError>> {
         if self.left == 0 {
             return None;
         }

@@ -33,7 +33,7 @@ impl Accessor {
         if first_end == 0 {
             return Err(bad());
         }
-        let mut steps = vec![Step::Key(rest[..first_end].as_bytes().into())];
+        let mut steps = vec![Step::Key(rest.as_bytes()[..first_end].into())];
         let mut tail = &rest[first_end..];
         while !tail.is_empty() {
             let inner_end = tail.find(']').ok_or_else(bad)?;

@@ -42,12 +42,15 @@ struct Group {
     last: Option<u64>,
 }
 
+/// Pieces are grouped by tag and partial id (Docker) or stream (CRI).
+type GroupKey = (Tag, Box<[u8]>);
+
 pub struct Multiline {
     mode: Mode,
     key: Box<[u8]>,
     flush_after: Duration,
     limit: usize,
-    groups: Mutex<HashMap<(Tag, Box<[u8]>), Group>>,
+    groups: Mutex<HashMap<GroupKey, Group>>,
     metrics: Arc<FilterMetrics>,
 }
 

@@ -36,8 +36,11 @@ impl KeyPattern {
     }
 }
 
+/// A `Record KEY VALUE` pair.
+type Field = (Box<[u8]>, Box<[u8]>);
+
 pub struct RecordModifier {
-    records: Vec<(Box<[u8]>, Box<[u8]>)>,
+    records: Vec<Field>,
     remove: Vec<KeyPattern>,
     allow: Vec<KeyPattern>,
     uuid_key: Option<Box<[u8]>>,

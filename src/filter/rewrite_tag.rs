@@ -20,7 +20,7 @@ use crate::record::{Event, Tag};
 enum Part {
     Text(String),
     Tag,
-    TagPart(usize),
+    TagElement(usize),
     Capture(usize),
     Field(Accessor),
 }
@@ -105,7 +105,7 @@ fn template(e: &Entry, s: &str) -> Result<Vec<Part>, ConfigError> {
         let part = if token == "TAG" {
             Part::Tag
         } else if let Some(n) = token.strip_prefix("TAG[").and_then(|t| t.strip_suffix(']')) {
-            Part::TagPart(
+            Part::TagElement(
                 n.parse()
                     .map_err(|_| ConfigError::new(&e.loc, format!("'$TAG[{n}]' needs a number")))?,
             )
@@ -138,7 +138,7 @@ impl Rule {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Tag => out.push_str(tag),
-                Part::TagPart(n) => out.push_str(tag.split('.').nth(*n).unwrap_or("")),
+                Part::TagElement(n) => out.push_str(tag.split('.').nth(*n).unwrap_or("")),
                 Part::Capture(n) => {
                     if let Some(m) = caps.get(*n) {
                         out.push_str(&String::from_utf8_lossy(m.as_bytes()));

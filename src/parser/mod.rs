@@ -5,6 +5,7 @@
 //! Every format funnels its fields through one path that applies `Time_Key` / `Time_Keep`,
 //! `Types` and `Skip_Empty_Values`, as Fluent Bit does.
 
+pub mod fields;
 pub mod json;
 pub mod logfmt;
 pub mod ltsv;
@@ -17,7 +18,11 @@ use regex::bytes::{CaptureLocations, Regex};
 use crate::config::{ConfigError, Section};
 use crate::msgpack::{Reader, ValueRef, write};
 use crate::record::{EventTime, Fields, RecordBuilder};
+use fields::FieldMatcher;
 use time::TimeFormat;
+
+/// Capture slots the fast path keeps on the stack (two per group).
+const FAST_SLOTS: usize = 64;
 
 /// How a parser reads its input.
 #[derive(Debug)]
@@ -26,6 +31,8 @@ enum Format {
     /// concurrent callers do not allocate.
     Regex {
         regex: Regex,
+        /// The one-pass matcher, when the regex is a sequence of delimited fields.
+        fast: Option<FieldMatcher>,
         /// Group index and name of each named group, in pattern order.
         groups: Vec<(usize, Box<[u8]>)>,
         slots: Mutex<Vec<CaptureLocations>>,
@@ -44,6 +51,9 @@ enum FieldType {
     Hex,
     String,
 }
+
+/// `Types`: per key, its conversion.
+type Types = Vec<(Box<[u8]>, FieldType)>;
 
 /// `Time_Key` and how to read it.
 #[derive(Debug)]
@@ -67,7 +77,7 @@ pub struct Parser {
     pub name: String,
     format: Format,
     time: Option<TimeSpec>,
-    types: Vec<(Box<[u8]>, FieldType)>,
+    types: Types,
     skip_empty: bool,
 }
 
@@ -140,9 +150,24 @@ impl Parser {
         let mut time = None;
         match &self.format {
             Format::Regex {
+                fast: Some(fm),
+                groups,
+                ..
+            } => {
+                let mut slots = [None; FAST_SLOTS];
+                if !fm.captures(text, &mut slots[..fm.slot_count()]) {
+                    return None;
+                }
+                for (i, name) in groups {
+                    let (s, e) = slots[2 * i].zip(slots[2 * i + 1]).unwrap_or((0, 0));
+                    self.field(name, Field::Text(&text[s..e]), out, &mut time);
+                }
+            }
+            Format::Regex {
                 regex,
                 groups,
                 slots,
+                ..
             } => {
                 let mut locs = slots
                     .lock()
@@ -336,7 +361,7 @@ fn leading_float(s: &str) -> f64 {
 }
 
 /// `Types key:integer key2:float ...`
-fn parse_types(s: &str) -> Result<Vec<(Box<[u8]>, FieldType)>, String> {
+fn parse_types(s: &str) -> Result<Types, String> {
     s.split_whitespace()
         .map(|item| {
             let (k, t) = item
@@ -389,8 +414,10 @@ fn regex(section: &Section, name: &str) -> Result<Format, ConfigError> {
             format!("parser '{name}': Regex has no named groups, so it would produce no fields"),
         ));
     }
+    let fast = FieldMatcher::compile(&entry.value).filter(|f| f.slot_count() <= FAST_SLOTS);
     Ok(Format::Regex {
         regex: re,
+        fast,
         groups,
         slots: Mutex::new(Vec::new()),
     })
