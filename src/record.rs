@@ -191,6 +191,14 @@ impl<'a> RecordBuilder<'a> {
         self.arena[1..5].copy_from_slice(&self.count.to_be_bytes());
         self.arena.split().freeze()
     }
+
+    /// The finished record as an event at `time`.
+    pub fn finish_event(self, time: EventTime) -> Event {
+        Event {
+            time,
+            record: self.finish(),
+        }
+    }
 }
 
 /// Iterator over a record's pairs. Keys are the raw bytes of a str or bin key; a pair whose key
@@ -227,17 +235,24 @@ pub type RawField<'a> = (&'a [u8], &'a [u8]);
 impl<'a> Fields<'a> {
     /// The next pair with its value still encoded.
     pub fn next_raw(&mut self) -> Option<Result<RawField<'a>, DecodeError>> {
+        self.next_with(Reader::skip)
+    }
+
+    /// Reads the next key, then the value with `value`; stops for good at the first error.
+    fn next_with<T>(
+        &mut self,
+        value: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
+    ) -> Option<Result<(&'a [u8], T), DecodeError>> {
         if self.left == 0 {
             return None;
         }
         self.left -= 1;
-        let pair = (|| {
-            let key = match self.reader.value()? {
-                ValueRef::Str(k) | ValueRef::Bin(k) => k,
-                _ => &[][..],
-            };
-            Ok((key, self.reader.skip()?))
-        })();
+        let key = match self.reader.value() {
+            Ok(ValueRef::Str(k) | ValueRef::Bin(k)) => Ok(k),
+            Ok(_) => Ok(&[][..]),
+            Err(e) => Err(e),
+        };
+        let pair = key.and_then(|k| Ok((k, value(&mut self.reader)?)));
         if pair.is_err() {
             self.left = 0;
         }
@@ -249,21 +264,7 @@ impl<'a> Iterator for Fields<'a> {
     type Item = Result<(&'a [u8], ValueRef<'a>), DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let pair = (|| {
-            let key = match self.reader.value()? {
-                ValueRef::Str(k) | ValueRef::Bin(k) => k,
-                _ => &[][..],
-            };
-            Ok((key, self.reader.value()?))
-        })();
-        if pair.is_err() {
-            self.left = 0;
-        }
-        Some(pair)
+        self.next_with(Reader::value)
     }
 }
 

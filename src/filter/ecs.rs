@@ -280,11 +280,8 @@ impl Filter for Ecs {
             }
             b.str(key, value.as_bytes());
         }
-        let record = b.finish();
-        out.emit(Event {
-            time: event.time,
-            record,
-        });
+        let built = b.finish_event(event.time);
+        out.emit(built);
     }
 }
 

@@ -334,11 +334,8 @@ impl Filter for Modify {
         for (k, v) in &pairs {
             b.raw(k, v);
         }
-        let record = b.finish();
-        out.emit(Event {
-            time: event.time,
-            record,
-        });
+        let built = b.finish_event(event.time);
+        out.emit(built);
     }
 }
 

@@ -193,11 +193,7 @@ impl Multiline {
                 }
             }
         }
-        let record = b.finish();
-        Event {
-            time: group.first.time,
-            record,
-        }
+        b.finish_event(group.first.time)
     }
 
     fn take_expired(&self, now: Instant, all: bool) -> Vec<(Tag, Group)> {

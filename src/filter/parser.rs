@@ -106,11 +106,8 @@ impl Filter for ParserFilter {
             {
                 b.raw(k, raw);
             }
-            let record = b.finish();
-            return out.emit(Event {
-                time: time.unwrap_or(event.time),
-                record,
-            });
+            let built = b.finish_event(time.unwrap_or(event.time));
+            return out.emit(built);
         }
         self.metrics.unparsed.inc();
         out.emit(event);

@@ -96,11 +96,8 @@ impl Filter for RecordModifier {
         if let Some(k) = &self.uuid_key {
             b.str(k, uuid_v4().as_bytes());
         }
-        let record = b.finish();
-        out.emit(Event {
-            time: event.time,
-            record,
-        });
+        let built = b.finish_event(event.time);
+        out.emit(built);
     }
 }
 

@@ -79,13 +79,23 @@ struct Connection {
     scratch: Vec<Event>,
 }
 
-pub(super) async fn serve<S: Socket>(
-    sock: S,
-    settings: Arc<Settings>,
-    mut emitter: Emitter,
-    stop: CancellationToken,
-    drain: Duration,
-) {
+/// What every connection of a listener gets.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub settings: Arc<Settings>,
+    pub emitter: Emitter,
+    pub stop: CancellationToken,
+    /// After `stop`, how long to keep reading a client that still sends.
+    pub drain: Duration,
+}
+
+pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
+    let Shared {
+        settings,
+        mut emitter,
+        stop,
+        drain,
+    } = shared;
     let metrics_name = settings.name.clone();
     emitter.metrics().connections.add(1);
     let mut conn = Connection {

@@ -192,6 +192,12 @@ impl Input for Forward {
         };
         let connections = TaskTracker::new();
         let settings = self.settings;
+        let shared = conn::Shared {
+            settings: settings.clone(),
+            emitter: ctx.emitter.clone(),
+            stop: ctx.stop.clone(),
+            drain: ctx.drain,
+        };
         loop {
             let accepted = tokio::select! {
                 () = ctx.stop.cancelled() => break,
@@ -199,23 +205,12 @@ impl Input for Forward {
             };
             match accepted {
                 Ok(Accepted::Tcp(stream)) => {
+                    // Acks must not wait for Nagle's algorithm.
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(conn::serve(
-                        stream,
-                        settings.clone(),
-                        ctx.emitter.clone(),
-                        ctx.stop.clone(),
-                        ctx.drain,
-                    ));
+                    connections.spawn(conn::serve(stream, shared.clone()));
                 }
                 Ok(Accepted::Unix(stream)) => {
-                    connections.spawn(conn::serve(
-                        stream,
-                        settings.clone(),
-                        ctx.emitter.clone(),
-                        ctx.stop.clone(),
-                        ctx.drain,
-                    ));
+                    connections.spawn(conn::serve(stream, shared.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
