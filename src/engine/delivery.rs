@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::emitter::Queued;
 use super::metrics::{DropReason, OutputMetrics};
 use crate::config::RetryLimit;
-use crate::output::{FlushError, Output};
+use crate::output::{Chunk, FlushError, Output};
 use crate::record::Batch;
 
 /// A chunk is flushed as soon as it holds this many bytes, without waiting for the timer.
@@ -55,6 +55,7 @@ pub async fn run(
     settings: Arc<LaneSettings>,
     metrics: Arc<OutputMetrics>,
 ) {
+    output.start().await;
     let workers = Arc::new(Semaphore::new(settings.workers));
     let mut pending: Vec<Queued> = Vec::new();
     let mut pending_bytes = 0usize;
@@ -113,11 +114,12 @@ async fn deliver(
     let batches: Vec<Arc<Batch>> = chunk.iter().map(|q| q.batch.clone()).collect();
     let records: u64 = batches.iter().map(|b| b.len() as u64).sum();
     let bytes: u64 = batches.iter().map(|b| b.bytes as u64).sum();
+    let mut work = Chunk::new(batches.clone());
     let mut retries = 0u32;
     loop {
-        match output.flush(&batches).await {
+        match output.flush(&mut work).await {
             Ok(()) => {
-                metrics.proc_records.add(records);
+                metrics.proc_records.add(records - work.dropped());
                 metrics.proc_bytes.add(bytes);
                 if retries > 0 {
                     tracing::info!(

@@ -54,16 +54,19 @@ pub enum DropReason {
     PermanentError,
     /// Still queued when the shutdown grace period ended.
     ShutdownTimeout,
+    /// Larger than the destination accepts for one record.
+    Oversize,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::InvalidEvent,
         DropReason::RefusedFrame,
         DropReason::NoRoute,
         DropReason::RetriesExhausted,
         DropReason::PermanentError,
         DropReason::ShutdownTimeout,
+        DropReason::Oversize,
     ];
 
     pub fn label(self) -> &'static str {
@@ -74,13 +77,14 @@ impl DropReason {
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::PermanentError => "permanent_error",
             DropReason::ShutdownTimeout => "shutdown_timeout",
+            DropReason::Oversize => "oversize",
         }
     }
 }
 
 /// Dropped records, by reason.
 #[derive(Debug, Default)]
-pub struct Drops([Counter; 6]);
+pub struct Drops([Counter; 7]);
 
 impl Drops {
     pub fn add(&self, reason: DropReason, n: u64) {
@@ -151,6 +155,8 @@ pub struct OutputMetrics {
     pub retries: Counter,
     pub retries_failed: Counter,
     pub dropped: Drops,
+    /// Records shortened to fit the destination's record limit.
+    pub truncated: Counter,
     /// Records and bytes queued or in flight, and the bound on the bytes.
     pub queued_records: Gauge,
     pub queued_bytes: Gauge,

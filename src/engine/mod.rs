@@ -183,7 +183,7 @@ impl Plan {
         let mut output_metrics = Vec::new();
         for o in self.outputs {
             let (tx, rx) = mpsc::unbounded_channel();
-            let metrics = Arc::new(OutputMetrics::new(&o.name, o.queue_limit));
+            let metrics = o.metrics.clone();
             let settings = Arc::new(LaneSettings {
                 name: format!("output:{}:{}", o.plugin, o.name),
                 flush: self.service.flush,
@@ -316,16 +316,18 @@ impl Plan {
         }
         for m in &output_metrics {
             tracing::info!(
-                "[engine] output {}: proc_records={} proc_bytes={} errors={} retries={} retries_failed={} dropped: retries_exhausted={} permanent_error={} shutdown_timeout={}",
+                "[engine] output {}: proc_records={} proc_bytes={} errors={} retries={} retries_failed={} truncated={} dropped: retries_exhausted={} permanent_error={} shutdown_timeout={} oversize={}",
                 m.name,
                 m.proc_records.get(),
                 m.proc_bytes.get(),
                 m.errors.get(),
                 m.retries.get(),
                 m.retries_failed.get(),
+                m.truncated.get(),
                 m.dropped.get(DropReason::RetriesExhausted),
                 m.dropped.get(DropReason::PermanentError),
                 m.dropped.get(DropReason::ShutdownTimeout),
+                m.dropped.get(DropReason::Oversize),
             );
         }
         Ok(Report {

@@ -11,14 +11,13 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{FlushError, JsonRecord, Output};
+use super::{Chunk, FlushError, JsonRecord, Output};
 use crate::config::{ConfigError, Section, Service};
 use crate::msgpack::json::JsonStyle;
-use crate::record::{Batch, Event};
+use crate::record::Event;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -132,7 +131,8 @@ fn sanitize_tag(tag: &str) -> String {
 
 #[async_trait]
 impl Output for File {
-    async fn flush(&self, chunk: &[Arc<Batch>]) -> Result<(), FlushError> {
+    async fn flush(&self, chunk: &mut Chunk) -> Result<(), FlushError> {
+        let chunk = chunk.batches();
         // One buffer per destination file, in arrival order within each file.
         let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
         for batch in chunk {

@@ -67,6 +67,76 @@ impl DateFormat {
     }
 }
 
+/// `time_key_format`: strftime, plus `%L` / `%3N` (milliseconds), `%6N` (microseconds) and
+/// `%9N` (nanoseconds) as Fluent Bit's AWS outputs accept. Compiled once.
+#[derive(Debug, Clone)]
+pub struct TimeKeyFormat {
+    pieces: Vec<TimePiece>,
+}
+
+#[derive(Debug, Clone)]
+enum TimePiece {
+    Strftime(Vec<chrono::format::Item<'static>>),
+    Fraction(u32),
+}
+
+impl TimeKeyFormat {
+    pub fn new(format: &str) -> Result<Self, String> {
+        let mut pieces = Vec::new();
+        let mut rest = format;
+        let strftime = |s: &str, pieces: &mut Vec<TimePiece>| -> Result<(), String> {
+            if !s.is_empty() {
+                let items = chrono::format::StrftimeItems::new(s)
+                    .parse_to_owned()
+                    .map_err(|_| format!("'{s}' is not a valid strftime format"))?;
+                pieces.push(TimePiece::Strftime(items));
+            }
+            Ok(())
+        };
+        loop {
+            let next = [("%L", 3), ("%3N", 3), ("%6N", 6), ("%9N", 9)]
+                .iter()
+                .filter_map(|(tok, digits)| rest.find(tok).map(|i| (i, *tok, *digits)))
+                .min_by_key(|(i, _, _)| *i);
+            match next {
+                Some((i, tok, digits)) => {
+                    strftime(&rest[..i], &mut pieces)?;
+                    pieces.push(TimePiece::Fraction(digits));
+                    rest = &rest[i + tok.len()..];
+                }
+                None => {
+                    strftime(rest, &mut pieces)?;
+                    break;
+                }
+            }
+        }
+        Ok(TimeKeyFormat { pieces })
+    }
+
+    pub fn format(&self, t: EventTime) -> String {
+        let dt = chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default();
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                TimePiece::Strftime(items) => {
+                    let _ = std::fmt::Write::write_fmt(
+                        &mut out,
+                        format_args!("{}", dt.format_with_items(items.iter())),
+                    );
+                }
+                TimePiece::Fraction(digits) => {
+                    let v = t.subsec_nanos() / 10u32.pow(9 - digits);
+                    let _ = std::fmt::Write::write_fmt(
+                        &mut out,
+                        format_args!("{v:0width$}", width = *digits as usize),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Writes events as JSON objects with the event time under a date key.
 #[derive(Debug, Clone)]
 pub struct JsonRecord {
@@ -141,6 +211,29 @@ mod tests {
         assert_eq!(
             date(DateFormat::JavaSqlTimestamp, 123_456_789),
             "\"2023-11-14 22:13:20.123456\""
+        );
+    }
+
+    #[test]
+    fn time_key_formats() {
+        let t = EventTime::from_parts(1_700_000_000, 123_456_789);
+        assert_eq!(
+            TimeKeyFormat::new("%Y-%m-%dT%H:%M:%S").unwrap().format(t),
+            "2023-11-14T22:13:20"
+        );
+        assert_eq!(
+            TimeKeyFormat::new("%Y-%m-%dT%H:%M:%S.%LZ")
+                .unwrap()
+                .format(t),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            TimeKeyFormat::new("%s.%9N").unwrap().format(t),
+            "1700000000.123456789"
+        );
+        assert_eq!(
+            TimeKeyFormat::new("%H:%M:%S.%6N").unwrap().format(t),
+            "22:13:20.123456"
         );
     }
 

@@ -1,7 +1,9 @@
 //! Outputs: each receives chunks of batches and answers delivered, retry later, or failed for
 //! good. One plugin a file, named after its config `Name`.
 
+mod aws;
 pub mod file;
+pub mod firehose;
 mod format;
 pub mod null;
 pub mod stdout;
@@ -11,10 +13,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{ConfigError, RetryLimit, Section, Service};
-use crate::record::Batch;
+use crate::engine::metrics::OutputMetrics;
+use crate::record::{Batch, Event, Tag};
 use crate::router::Matcher;
 
-pub use format::{DateFormat, JsonRecord};
+pub use format::{DateFormat, JsonRecord, TimeKeyFormat};
 
 /// Why a flush did not deliver.
 #[derive(Debug, thiserror::Error)]
@@ -27,11 +30,74 @@ pub enum FlushError {
     Permanent(String),
 }
 
+/// The events an output is asked to deliver, with those already delivered (or dropped) marked,
+/// so that a retry sends only the rest. Outputs that deliver all or nothing can ignore the marks.
+pub struct Chunk {
+    batches: Vec<Arc<Batch>>,
+    /// Per event, in order across batches: already delivered or dropped. Empty until used.
+    done: Vec<bool>,
+    dropped: u64,
+}
+
+impl Chunk {
+    pub fn new(batches: Vec<Arc<Batch>>) -> Self {
+        Chunk {
+            batches,
+            done: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    pub fn batches(&self) -> &[Arc<Batch>] {
+        &self.batches
+    }
+
+    pub fn records(&self) -> usize {
+        self.batches.iter().map(|b| b.len()).sum()
+    }
+
+    /// Events not yet delivered, with their index in the chunk and their tag.
+    pub fn pending(&self) -> impl Iterator<Item = (usize, &Tag, &Event)> {
+        self.batches
+            .iter()
+            .flat_map(|b| b.events.iter().map(move |e| (&b.tag, e)))
+            .enumerate()
+            .filter(|(i, _)| !self.done.get(*i).copied().unwrap_or(false))
+            .map(|(i, (t, e))| (i, t, e))
+    }
+
+    /// Marks event `index` delivered: a retry will not send it again.
+    pub fn mark_delivered(&mut self, index: usize) {
+        if self.done.is_empty() {
+            self.done = vec![false; self.records()];
+        }
+        if let Some(d) = self.done.get_mut(index) {
+            *d = true;
+        }
+    }
+
+    /// Marks event `index` dropped on purpose (the output logs and counts why).
+    pub fn mark_dropped(&mut self, index: usize) {
+        self.mark_delivered(index);
+        self.dropped += 1;
+    }
+
+    /// Events dropped on purpose by the output.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
 /// One output plugin instance.
 #[async_trait]
 pub trait Output: Send + Sync {
-    /// Delivers every event of every batch, or says why not. A retried chunk is the same chunk.
-    async fn flush(&self, chunk: &[Arc<Batch>]) -> Result<(), FlushError>;
+    /// Delivers the chunk's pending events, or says why not. On `Retry` the same chunk comes back,
+    /// with whatever this call marked delivered.
+    async fn flush(&self, chunk: &mut Chunk) -> Result<(), FlushError>;
+
+    /// Called once when the router starts, before any flush (connect, check settings; problems
+    /// are logged, and flushes retry).
+    async fn start(&self) {}
 
     /// Called once after the last flush, before the router exits.
     async fn shutdown(&self) {}
@@ -51,6 +117,7 @@ pub struct OutputSpec {
     /// Bytes of events this output may hold before inputs feeding it must wait.
     pub queue_limit: u64,
     pub output: Arc<dyn Output>,
+    pub metrics: Arc<OutputMetrics>,
 }
 
 /// Builds an output plugin instance from its section.
@@ -60,10 +127,24 @@ pub fn build(
     service: &Service,
 ) -> Result<OutputSpec, ConfigError> {
     let plugin = section.name()?;
+    let name = section
+        .str("alias")
+        .map_or_else(|| format!("{plugin}.{index}"), str::to_string);
+    let queue_limit = section
+        .size("queue_limit")?
+        .unwrap_or(DEFAULT_QUEUE_LIMIT)
+        .max(1);
+    let metrics = Arc::new(OutputMetrics::new(&name, queue_limit));
     let output: Arc<dyn Output> = match plugin.as_str() {
         "stdout" => Arc::new(stdout::Stdout::from_section(section, service)?),
         "file" => Arc::new(file::File::from_section(section, service)?),
         "null" => Arc::new(null::Null::from_section(section)?),
+        "firehose" | "kinesis_firehose" => Arc::new(firehose::Firehose::from_section(
+            section,
+            service,
+            &name,
+            metrics.clone(),
+        )?),
         _ => {
             let loc = section.entry("name").map_or(&section.loc, |e| &e.loc);
             return Err(ConfigError::new(
@@ -74,17 +155,13 @@ pub fn build(
     };
     let workers = section.uint("workers")?.unwrap_or(1).clamp(1, 64) as usize;
     Ok(OutputSpec {
-        name: section
-            .str("alias")
-            .map_or_else(|| format!("{plugin}.{index}"), str::to_string),
+        name,
         matcher: Matcher::from_section(section)?,
         retry_limit: section.retry_limit()?,
         workers,
-        queue_limit: section
-            .size("queue_limit")?
-            .unwrap_or(DEFAULT_QUEUE_LIMIT)
-            .max(1),
+        queue_limit,
         plugin,
         output,
+        metrics,
     })
 }

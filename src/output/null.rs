@@ -1,12 +1,9 @@
 //! `null`: accepts and discards everything (FireLens routes its health-check input here).
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use super::{FlushError, Output};
+use super::{Chunk, FlushError, Output};
 use crate::config::{ConfigError, Section};
-use crate::record::Batch;
 
 pub struct Null;
 
@@ -22,7 +19,8 @@ impl Null {
 
 #[async_trait]
 impl Output for Null {
-    async fn flush(&self, chunk: &[Arc<Batch>]) -> Result<(), FlushError> {
+    async fn flush(&self, chunk: &mut Chunk) -> Result<(), FlushError> {
+        let chunk = chunk.batches();
         tracing::trace!(
             "discarding {} bytes",
             chunk.iter().map(|b| b.bytes).sum::<usize>()

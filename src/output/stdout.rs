@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
-use super::{FlushError, JsonRecord, Output};
+use super::{Chunk, FlushError, JsonRecord, Output};
 use crate::config::{ConfigError, Section, Service};
 use crate::msgpack::print;
 use crate::record::Batch;
@@ -99,7 +99,8 @@ impl Stdout {
 
 #[async_trait]
 impl Output for Stdout {
-    async fn flush(&self, chunk: &[Arc<Batch>]) -> Result<(), FlushError> {
+    async fn flush(&self, chunk: &mut Chunk) -> Result<(), FlushError> {
+        let chunk = chunk.batches();
         let bytes = self.render(chunk);
         let _guard = STDOUT.lock().await;
         let mut stdout = tokio::io::stdout();

@@ -1,0 +1,403 @@
+//! `firehose` / `kinesis_firehose`: sends records to an Amazon Kinesis Data Firehose delivery
+//! stream with PutRecordBatch.
+//!
+//! Each record is the event as JSON followed by `\n` (or only the `log_key` field's value, or only
+//! the `data_keys` fields), optionally with the time under `time_key`, optionally gzip-compressed
+//! one by one, optionally packed several to a Firehose record (`simple_aggregation`). Calls
+//! respect Firehose's limits: 500 records and 4 MiB a call, 1,024,000 bytes a record; a bigger
+//! record is dropped (or its `log` field truncated with `truncate_records On`), logged with tag
+//! and size, and counted, and the rest goes on.
+//!
+//! When Firehose rejects some records of a call (`FailedPutCount`), only those are sent again,
+//! after a short backoff; records it accepted are marked in the chunk, so even a retry of the
+//! whole flush by the engine does not send them twice (Fluent Bit resends the whole chunk).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_firehose::error::{DisplayErrorContext, SdkError};
+use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchError;
+use aws_sdk_firehose::primitives::Blob;
+use aws_sdk_firehose::types::Record;
+use tokio::sync::OnceCell;
+
+use super::aws::AwsSettings;
+use super::format::TimeKeyFormat;
+use super::{Chunk, FlushError, Output};
+use crate::config::{ConfigError, Section, Service};
+use crate::engine::metrics::{DropReason, OutputMetrics};
+use crate::msgpack::json::JsonStyle;
+use crate::msgpack::{Reader, ValueRef};
+use crate::record::Event;
+
+/// Firehose's limits.
+const MAX_RECORDS: usize = 500;
+const MAX_RECORD_BYTES: usize = 1_024_000;
+const MAX_CALL_BYTES: usize = 4 * 1024 * 1024;
+/// Times a call's rejected records are resent within one flush before the engine's retry.
+const PARTIAL_RETRIES: u32 = 4;
+
+pub struct Firehose {
+    name: String,
+    stream: String,
+    aws: AwsSettings,
+    client: OnceCell<aws_sdk_firehose::Client>,
+    json: JsonStyle,
+    time_key: Option<(String, TimeKeyFormat)>,
+    log_key: Option<String>,
+    data_keys: Vec<String>,
+    gzip: bool,
+    aggregate: bool,
+    truncate: bool,
+    metrics: Arc<OutputMetrics>,
+}
+
+impl Firehose {
+    pub fn from_section(
+        section: &Section,
+        service: &Service,
+        name: &str,
+        metrics: Arc<OutputMetrics>,
+    ) -> Result<Self, ConfigError> {
+        let stream = section
+            .str("delivery_stream")
+            .ok_or_else(|| {
+                ConfigError::new(&section.loc, "firehose output needs 'delivery_stream'")
+            })?
+            .to_string();
+        let time_key = match section.str("time_key") {
+            None => None,
+            Some(k) => {
+                let format = section
+                    .str("time_key_format")
+                    .unwrap_or("%Y-%m-%dT%H:%M:%S");
+                let f = TimeKeyFormat::new(format).map_err(|m| {
+                    let loc = section
+                        .entry("time_key_format")
+                        .map_or(&section.loc, |e| &e.loc);
+                    ConfigError::new(loc, format!("time_key_format: {m}"))
+                })?;
+                Some((k.to_string(), f))
+            }
+        };
+        let gzip = match section
+            .str("compression")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("none") | Some("") => false,
+            Some("gzip") => true,
+            Some(other) => {
+                let loc = section
+                    .entry("compression")
+                    .map_or(&section.loc, |e| &e.loc);
+                return Err(ConfigError::new(
+                    loc,
+                    format!("compression '{other}' is not supported (gzip)"),
+                ));
+            }
+        };
+        Ok(Firehose {
+            name: name.to_string(),
+            stream,
+            aws: AwsSettings::from_section(section)?,
+            client: OnceCell::new(),
+            json: JsonStyle {
+                escape_unicode: service.json_escape_unicode,
+            },
+            time_key,
+            log_key: section.str("log_key").map(str::to_string),
+            data_keys: section
+                .str("data_keys")
+                .map(|k| {
+                    k.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            gzip,
+            aggregate: section.bool("simple_aggregation", false)?,
+            truncate: section.bool("truncate_records", false)?,
+            metrics,
+        })
+    }
+
+    async fn client(&self) -> Result<&aws_sdk_firehose::Client, FlushError> {
+        self.client
+            .get_or_try_init(|| async {
+                let config = self.aws.load().await.map_err(FlushError::Retry)?;
+                Ok(aws_sdk_firehose::Client::new(&config))
+            })
+            .await
+    }
+
+    /// One event as a Firehose record (before compression): JSON (or the `log_key` value) + `\n`.
+    fn encode(&self, event: &Event, out: &mut Vec<u8>) {
+        if let Some(key) = &self.log_key {
+            if let Some(raw) = raw_value(event, key.as_bytes()) {
+                match Reader::new(raw).value() {
+                    Ok(ValueRef::Str(s) | ValueRef::Bin(s)) => out.extend_from_slice(s),
+                    _ => self.json.value(out, raw),
+                }
+            }
+        } else {
+            out.push(b'{');
+            let mut comma = false;
+            if self.data_keys.is_empty() {
+                self.json.members(out, event.fields(), false);
+                comma = out.len() > 1;
+            } else {
+                let mut f = event.fields();
+                while let Some(Ok((k, v))) = f.next_raw() {
+                    if !self.data_keys.iter().any(|d| d.as_bytes() == k) {
+                        continue;
+                    }
+                    if comma {
+                        out.push(b',');
+                    }
+                    comma = true;
+                    self.json.str(out, k);
+                    out.push(b':');
+                    self.json.value(out, v);
+                }
+            }
+            if let Some((key, format)) = &self.time_key {
+                if comma {
+                    out.push(b',');
+                }
+                self.json.str(out, key.as_bytes());
+                out.push(b':');
+                self.json.str(out, format.format(event.time).as_bytes());
+            }
+            out.push(b'}');
+        }
+        out.push(b'\n');
+    }
+}
+
+/// The encoded value of the last field `key` of `event` (a later duplicate wins).
+fn raw_value<'a>(event: &'a Event, key: &[u8]) -> Option<&'a [u8]> {
+    let mut f = event.fields();
+    let mut found = None;
+    while let Some(Ok((k, v))) = f.next_raw() {
+        if k == key {
+            found = Some(v);
+        }
+    }
+    found
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 3 + 32),
+        flate2::Compression::fast(),
+    );
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
+}
+
+/// A Firehose record and the chunk events it carries.
+struct Outgoing {
+    data: Vec<u8>,
+    events: Vec<usize>,
+}
+
+/// Bytes a record adds to a PutRecordBatch request body (base64 plus JSON framing).
+fn call_bytes(data_len: usize) -> usize {
+    data_len.div_ceil(3) * 4 + 16
+}
+
+impl Firehose {
+    /// Encodes the chunk's pending events into Firehose records, dropping (or truncating)
+    /// the ones over the record limit.
+    fn records(&self, chunk: &mut Chunk) -> Vec<Outgoing> {
+        let mut out: Vec<Outgoing> = Vec::new();
+        let mut dropped = Vec::new();
+        let mut buf = Vec::new();
+        for (i, tag, event) in chunk.pending() {
+            buf.clear();
+            self.encode(event, &mut buf);
+            if buf.len() <= 1 {
+                // Nothing to send (an empty log_key value): Fluent Bit skips these too.
+                dropped.push((i, None));
+                continue;
+            }
+            let mut data = if self.gzip { gzip(&buf) } else { buf.clone() };
+            if data.len() > MAX_RECORD_BYTES
+                && self.truncate
+                && let Some(t) = self.truncated(event, data.len())
+            {
+                data = t;
+            }
+            if data.len() > MAX_RECORD_BYTES {
+                tracing::warn!(
+                    "[output:firehose:{}] record of tag '{tag}' is {} bytes, over Firehose's {MAX_RECORD_BYTES}-byte limit: dropped",
+                    self.name,
+                    data.len()
+                );
+                dropped.push((i, Some(DropReason::Oversize)));
+                continue;
+            }
+            match out.last_mut() {
+                Some(last)
+                    if self.aggregate
+                        && last.data.len() + data.len() <= MAX_RECORD_BYTES
+                        && !self.gzip =>
+                {
+                    last.data.extend_from_slice(&data);
+                    last.events.push(i);
+                }
+                _ => out.push(Outgoing {
+                    data,
+                    events: vec![i],
+                }),
+            }
+        }
+        for (i, reason) in dropped {
+            chunk.mark_dropped(i);
+            if let Some(r) = reason {
+                self.metrics.dropped.add(r, 1);
+            }
+        }
+        out
+    }
+
+    /// The event re-encoded with its `log` (or `log_key`) value cut so the record fits.
+    fn truncated(&self, event: &Event, size: usize) -> Option<Vec<u8>> {
+        let key = self.log_key.as_deref().unwrap_or("log");
+        let Some(ValueRef::Str(text)) = event.get(key) else {
+            return None;
+        };
+        let mut keep = text.len().saturating_sub(size - MAX_RECORD_BYTES + 64);
+        for _ in 0..4 {
+            while keep > 0 && std::str::from_utf8(&text[..keep]).is_err() {
+                keep -= 1;
+            }
+            let mut b = bytes::BytesMut::new();
+            let mut rb = crate::record::RecordBuilder::new(&mut b);
+            let mut f = event.fields();
+            while let Some(Ok((k, v))) = f.next_raw() {
+                if k == key.as_bytes() {
+                    rb.str(k, &text[..keep]);
+                } else {
+                    rb.raw(k, v);
+                }
+            }
+            let short = rb.finish_event(event.time);
+            let mut buf = Vec::new();
+            self.encode(&short, &mut buf);
+            let data = if self.gzip { gzip(&buf) } else { buf };
+            if data.len() <= MAX_RECORD_BYTES {
+                self.metrics.truncated.inc();
+                return Some(data);
+            }
+            keep = keep.saturating_sub(data.len() - MAX_RECORD_BYTES + 1024);
+        }
+        None
+    }
+
+    /// Sends `batch` until every record is accepted; rejected records are resent alone.
+    async fn put(
+        &self,
+        client: &aws_sdk_firehose::Client,
+        mut batch: Vec<Outgoing>,
+        chunk: &mut Chunk,
+    ) -> Result<(), FlushError> {
+        let mut attempt = 0;
+        loop {
+            let records = batch
+                .iter()
+                .map(|o| Record::builder().data(Blob::new(o.data.clone())).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FlushError::Permanent(format!("building the request: {e}")))?;
+            let reply = client
+                .put_record_batch()
+                .delivery_stream_name(&self.stream)
+                .set_records(Some(records))
+                .send()
+                .await
+                .map_err(|e| self.classify(e))?;
+            let responses = reply.request_responses();
+            let mut failed = Vec::new();
+            let mut reason = String::new();
+            for (i, o) in batch.into_iter().enumerate() {
+                match responses.get(i).and_then(|r| r.error_code()) {
+                    None if i < responses.len() => {
+                        o.events.iter().for_each(|&e| chunk.mark_delivered(e))
+                    }
+                    code => {
+                        if reason.is_empty() {
+                            reason = code.unwrap_or("no response for the record").to_string();
+                        }
+                        failed.push(o);
+                    }
+                }
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            attempt += 1;
+            let msg = format!(
+                "{} of {} records were rejected ({reason}); only those are resent",
+                failed.len(),
+                responses.len().max(failed.len())
+            );
+            if attempt > PARTIAL_RETRIES {
+                return Err(FlushError::Retry(msg));
+            }
+            tracing::warn!("[output:firehose:{}] {msg}", self.name);
+            self.metrics.retries.inc();
+            tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            batch = failed;
+        }
+    }
+
+    fn classify(&self, e: SdkError<PutRecordBatchError>) -> FlushError {
+        let msg = format!(
+            "PutRecordBatch to '{}' at {}: {}",
+            self.stream,
+            self.aws.describe(),
+            DisplayErrorContext(&e)
+        );
+        match e.as_service_error() {
+            Some(PutRecordBatchError::InvalidArgumentException(_)) => FlushError::Permanent(msg),
+            _ => FlushError::Retry(msg),
+        }
+    }
+}
+
+#[async_trait]
+impl Output for Firehose {
+    async fn start(&self) {
+        if let Err(e) = self.client().await {
+            tracing::error!(
+                "[output:firehose:{}] {e}; records are kept and retried",
+                self.name
+            );
+        }
+    }
+
+    async fn flush(&self, chunk: &mut Chunk) -> Result<(), FlushError> {
+        let client = self.client().await?;
+        let records = self.records(chunk);
+        // Calls of at most 500 records and 4 MiB, in order.
+        let mut batch: Vec<Outgoing> = Vec::new();
+        let mut bytes = 0;
+        for r in records {
+            let size = call_bytes(r.data.len());
+            if !batch.is_empty() && (batch.len() == MAX_RECORDS || bytes + size > MAX_CALL_BYTES) {
+                self.put(client, std::mem::take(&mut batch), chunk).await?;
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(r);
+        }
+        if !batch.is_empty() {
+            self.put(client, batch, chunk).await?;
+        }
+        Ok(())
+    }
+}
