@@ -100,6 +100,12 @@ impl JsonStyle {
     pub fn str(self, out: &mut Vec<u8>, s: &[u8]) {
         out.reserve(s.len() + 2);
         out.push(b'"');
+        // Most log text is ASCII: no UTF-8 decoding needed.
+        if s.is_ascii() {
+            write_escaped(out, s);
+            out.push(b'"');
+            return;
+        }
         for chunk in s.utf8_chunks() {
             let valid = chunk.valid();
             if self.escape_unicode && !valid.is_ascii() {
@@ -173,10 +179,30 @@ fn write_u_escape(out: &mut Vec<u8>, unit: u16) {
     }
 }
 
-/// Escapes ASCII as JSON requires; other bytes are copied.
+/// Bytes JSON needs escaped: control characters, DEL, `"` and `\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[0x7f] = true;
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Escapes ASCII as JSON requires; other bytes are copied. Runs of plain bytes are copied in
+/// one go.
 fn write_escaped(out: &mut Vec<u8>, s: &[u8]) {
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
+    while let Some(offset) = s[start..]
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+    {
+        let i = start + offset;
+        let b = s[i];
         let short: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -185,8 +211,7 @@ fn write_escaped(out: &mut Vec<u8>, s: &[u8]) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0x00..=0x1f | 0x7f => b"",
-            _ => continue,
+            _ => b"",
         };
         out.extend_from_slice(&s[start..i]);
         if short.is_empty() {

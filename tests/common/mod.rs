@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod aws;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_logrouter");
 
 /// A private directory under the system temp dir, removed on drop.
