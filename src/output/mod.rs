@@ -6,6 +6,7 @@ pub mod file;
 pub mod firehose;
 mod format;
 pub mod null;
+pub mod s3;
 pub mod stdout;
 
 use std::sync::Arc;
@@ -139,6 +140,12 @@ pub fn build(
         "stdout" => Arc::new(stdout::Stdout::from_section(section, service)?),
         "file" => Arc::new(file::File::from_section(section, service)?),
         "null" => Arc::new(null::Null::from_section(section)?),
+        "s3" => Arc::new(s3::S3::from_section(
+            section,
+            service,
+            &name,
+            metrics.clone(),
+        )?),
         "firehose" | "kinesis_firehose" => Arc::new(firehose::Firehose::from_section(
             section,
             service,
