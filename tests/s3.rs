@@ -217,3 +217,25 @@ fn sigterm_uploads_everything_buffered() {
     assert_eq!(seqs(&moto), (0..500).collect::<Vec<_>>());
     assert_eq!(moto.objects("sink").len(), 2, "one object per tag");
 }
+
+#[test]
+fn index_keys_keep_counting_across_restarts() {
+    let moto = Moto::start();
+    moto.setup("sink", None);
+    let store = TempDir::new();
+    let conf = config(
+        &moto.endpoint,
+        &store.0,
+        "    s3_key_format /part-$INDEX\n    upload_timeout 1h",
+    );
+    for run in 0..2 {
+        let mut router = Router::start_with(&conf, 1, AWS_ENV);
+        send(&router, "app", run * 10, 10, 10);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(router.stop(Duration::from_secs(15)).success());
+    }
+    let mut keys: Vec<String> = moto.objects("sink").into_iter().map(|(k, _)| k).collect();
+    keys.sort();
+    assert_eq!(keys, ["part-0", "part-1"]);
+    assert_eq!(seqs(&moto), (0..20).collect::<Vec<_>>());
+}

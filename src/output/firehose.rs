@@ -401,3 +401,99 @@ impl Output for Firehose {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Location, SectionKind};
+    use crate::record::{Batch, EventTime};
+
+    fn firehose(lines: &[(&str, &str)]) -> Firehose {
+        let loc = Location::command_line();
+        let mut s = Section::new(SectionKind::Output, loc.clone());
+        s.push("delivery_stream", "x", loc.clone());
+        for (k, v) in lines {
+            s.push(*k, *v, loc.clone());
+        }
+        Firehose::from_section(&s, &Service::default(), "firehose.0", Arc::default()).unwrap()
+    }
+
+    fn encode(f: &Firehose, pairs: &[(&str, &str)]) -> String {
+        let mut out = Vec::new();
+        f.encode(
+            &Event::from_pairs(EventTime::from_parts(1_700_000_000, 5_000_000), pairs),
+            &mut out,
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn record_encodings() {
+        let rec = [("log", "hi"), ("n", "1")];
+        assert_eq!(
+            encode(&firehose(&[]), &rec),
+            "{\"log\":\"hi\",\"n\":\"1\"}\n"
+        );
+        assert_eq!(encode(&firehose(&[("log_key", "log")]), &rec), "hi\n");
+        assert_eq!(
+            encode(&firehose(&[("data_keys", "n")]), &rec),
+            "{\"n\":\"1\"}\n"
+        );
+        assert_eq!(
+            encode(
+                &firehose(&[
+                    ("time_key", "ts"),
+                    ("time_key_format", "%Y-%m-%dT%H:%M:%S.%LZ")
+                ]),
+                &rec
+            ),
+            "{\"log\":\"hi\",\"n\":\"1\",\"ts\":\"2023-11-14T22:13:20.005Z\"}\n"
+        );
+    }
+
+    fn chunk(logs: &[String]) -> Chunk {
+        let mut b = Batch::new(Arc::from("t"));
+        for l in logs {
+            b.push(Event::from_pairs(EventTime::default(), &[("log", l)]));
+        }
+        Chunk::new(vec![Arc::new(b)])
+    }
+
+    #[test]
+    fn oversize_records_are_dropped_or_truncated() {
+        let logs = vec!["a".repeat(10), "b".repeat(1_100_000), "c".repeat(10)];
+        let f = firehose(&[]);
+        let mut c = chunk(&logs);
+        let out = f.records(&mut c);
+        assert_eq!(out.len(), 2);
+        assert_eq!(c.dropped(), 1);
+        assert_eq!(f.metrics.dropped.get(DropReason::Oversize), 1);
+        let f = firehose(&[("truncate_records", "On")]);
+        let mut c = chunk(&logs);
+        let out = f.records(&mut c);
+        assert_eq!(out.len(), 3);
+        assert!(out[1].data.len() <= MAX_RECORD_BYTES && out[1].data.len() > 1_000_000);
+        assert!(out[1].data.ends_with(b"\"}\n"), "still a whole JSON record");
+        assert_eq!(f.metrics.truncated.get(), 1);
+    }
+
+    #[test]
+    fn aggregation_and_compression() {
+        let logs: Vec<String> = (0..10).map(|i| format!("line {i}")).collect();
+        let f = firehose(&[("simple_aggregation", "On")]);
+        let out = f.records(&mut chunk(&logs));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].events.len(), 10);
+        assert_eq!(String::from_utf8_lossy(&out[0].data).lines().count(), 10);
+        let f = firehose(&[("compression", "gzip")]);
+        let out = f.records(&mut chunk(&logs));
+        assert_eq!(out.len(), 10);
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&out[0].data[..]),
+            &mut text,
+        )
+        .unwrap();
+        assert_eq!(text, "{\"log\":\"line 0\"}\n");
+    }
+}

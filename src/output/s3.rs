@@ -346,12 +346,12 @@ impl Inner {
             .unwrap_or_default();
         let tag = meta["tag"].as_str().unwrap_or("unknown");
         let time = EventTime::from_nanos(meta["time"].as_i64().unwrap_or(0));
-        let key = render_key(
-            &self.s,
-            tag,
-            time,
-            self.index.fetch_add(1, Ordering::Relaxed),
-        )?;
+        let index = self.index.fetch_add(1, Ordering::Relaxed);
+        // Persisted, so `$INDEX` keys of a later run do not overwrite this run's objects.
+        tokio::fs::write(self.s.dir.join("index"), (index + 1).to_string())
+            .await
+            .map_err(|e| format!("saving $INDEX in {}: {e}", self.s.dir.display()))?;
+        let key = render_key(&self.s, tag, time, index)?;
         let client = self.client().await?;
         // Compressed files are written beside the buffer file, so memory stays one part.
         let source = if self.s.gzip {
@@ -543,6 +543,11 @@ fn gzip_file(from: &Path, to: &Path) -> std::io::Result<()> {
 #[async_trait]
 impl Output for S3 {
     async fn start(&self) {
+        if let Ok(text) = tokio::fs::read_to_string(self.inner.s.dir.join("index")).await
+            && let Ok(n) = text.trim().parse()
+        {
+            self.inner.index.store(n, Ordering::Relaxed);
+        }
         // Files left by an earlier run are sealed already: the uploader sends them first.
         let leftovers = self.inner.sealed().await;
         if !leftovers.is_empty() {
