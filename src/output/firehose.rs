@@ -81,23 +81,7 @@ impl Firehose {
                 Some((k.to_string(), f))
             }
         };
-        let gzip = match section
-            .str("compression")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("none") | Some("") => false,
-            Some("gzip") => true,
-            Some(other) => {
-                let loc = section
-                    .entry("compression")
-                    .map_or(&section.loc, |e| &e.loc);
-                return Err(ConfigError::new(
-                    loc,
-                    format!("compression '{other}' is not supported (gzip)"),
-                ));
-            }
-        };
+        let gzip = super::gzip_option(section)?;
         Ok(Firehose {
             name: name.to_string(),
             stream,

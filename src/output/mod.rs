@@ -121,6 +121,27 @@ pub struct OutputSpec {
     pub metrics: Arc<OutputMetrics>,
 }
 
+/// `compression`: none, or `gzip` (the one the AWS outputs support).
+fn gzip_option(section: &Section) -> Result<bool, ConfigError> {
+    match section
+        .str("compression")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("") | Some("none") => Ok(false),
+        Some("gzip") => Ok(true),
+        Some(other) => {
+            let loc = section
+                .entry("compression")
+                .map_or(&section.loc, |e| &e.loc);
+            Err(ConfigError::new(
+                loc,
+                format!("compression '{other}' is not supported (gzip)"),
+            ))
+        }
+    }
+}
+
 /// Builds an output plugin instance from its section.
 pub fn build(
     section: &Section,

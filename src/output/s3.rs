@@ -105,23 +105,7 @@ impl S3 {
                 format!("upload_chunk_size must be at least {MIN_PART} bytes (S3's smallest part)"),
             ));
         }
-        let gzip = match section
-            .str("compression")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("none") => false,
-            Some("gzip") => true,
-            Some(other) => {
-                let loc = section
-                    .entry("compression")
-                    .map_or(&section.loc, |e| &e.loc);
-                return Err(ConfigError::new(
-                    loc,
-                    format!("compression '{other}' is not supported (gzip)"),
-                ));
-            }
-        };
+        let gzip = super::gzip_option(section)?;
         let key_format = section
             .str("s3_key_format")
             .unwrap_or("/fluent-bit-logs/$TAG/%Y/%m/%d/%H/%M/%S")
