@@ -257,3 +257,16 @@ fn without_credentials_the_error_is_clear_and_records_wait_for_them() {
     assert!(logs.contains("credentials"), "{logs}");
     assert!(delivered(&moto).is_empty());
 }
+
+#[test]
+fn role_arn_assumes_the_role_through_sts() {
+    let moto = Moto::start();
+    moto.setup("sink", Some("logs"));
+    let extra = format!(
+        "    role_arn     arn:aws:iam::123456789012:role/log-router\n    external_id  ext-42\n    sts_endpoint {}",
+        moto.endpoint
+    );
+    let router = Router::start_with(&config(&moto.endpoint, &extra), 1, AWS_ENV);
+    send_nginx(&router, 20, 10);
+    exactly_once(&moto, 20);
+}
