@@ -131,6 +131,10 @@ async fn deliver(
             }
             Err(FlushError::Permanent(e)) => {
                 metrics.errors.inc();
+                // What the output delivered before the failure stays delivered.
+                let settled = work.settled();
+                metrics.proc_records.add(settled - work.dropped());
+                let records = records - settled;
                 metrics.dropped.add(DropReason::PermanentError, records);
                 tracing::error!(
                     "[{}] dropped {records} records (tags: {}): {e}; not retried",
@@ -143,6 +147,9 @@ async fn deliver(
                 metrics.errors.inc();
                 if !settings.retry_limit.allows(retries) {
                     metrics.retries_failed.inc();
+                    let settled = work.settled();
+                    metrics.proc_records.add(settled - work.dropped());
+                    let records = records - settled;
                     metrics.dropped.add(DropReason::RetriesExhausted, records);
                     tracing::error!(
                         "[{}] dropped {records} records (tags: {}) after {retries} retries: {e}",

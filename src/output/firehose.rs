@@ -173,16 +173,6 @@ fn raw_value<'a>(event: &'a Event, key: &[u8]) -> Option<&'a [u8]> {
     found
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 3 + 32),
-        flate2::Compression::fast(),
-    );
-    let _ = e.write_all(data);
-    e.finish().unwrap_or_default()
-}
-
 /// A Firehose record and the chunk events it carries.
 struct Outgoing {
     data: Vec<u8>,
@@ -209,7 +199,11 @@ impl Firehose {
                 dropped.push((i, None));
                 continue;
             }
-            let mut data = if self.gzip { gzip(&buf) } else { buf.clone() };
+            let mut data = if self.gzip {
+                super::gzip(&buf)
+            } else {
+                buf.clone()
+            };
             if data.len() > MAX_RECORD_BYTES
                 && self.truncate
                 && let Some(t) = self.truncated(event, data.len())
@@ -273,7 +267,7 @@ impl Firehose {
             let short = rb.finish_event(event.time);
             let mut buf = Vec::new();
             self.encode(&short, &mut buf);
-            let data = if self.gzip { gzip(&buf) } else { buf };
+            let data = if self.gzip { super::gzip(&buf) } else { buf };
             if data.len() <= MAX_RECORD_BYTES {
                 self.metrics.truncated.inc();
                 return Some(data);

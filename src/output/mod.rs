@@ -2,6 +2,7 @@
 //! good. One plugin a file, named after its config `Name`.
 
 mod aws;
+pub mod datadog;
 pub mod file;
 pub mod firehose;
 mod format;
@@ -87,6 +88,11 @@ impl Chunk {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
+
+    /// Events delivered or dropped so far.
+    pub fn settled(&self) -> u64 {
+        self.done.iter().filter(|d| **d).count() as u64
+    }
 }
 
 /// One output plugin instance.
@@ -119,6 +125,17 @@ pub struct OutputSpec {
     pub queue_limit: u64,
     pub output: Arc<dyn Output>,
     pub metrics: Arc<OutputMetrics>,
+}
+
+/// Compresses `data` as one gzip member (fast level: outputs compress on the hot path).
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 3 + 32),
+        flate2::Compression::fast(),
+    );
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
 }
 
 /// `compression`: none, or `gzip` (the one the AWS outputs support).
@@ -161,6 +178,12 @@ pub fn build(
         "stdout" => Arc::new(stdout::Stdout::from_section(section, service)?),
         "file" => Arc::new(file::File::from_section(section, service)?),
         "null" => Arc::new(null::Null::from_section(section)?),
+        "datadog" => Arc::new(datadog::Datadog::from_section(
+            section,
+            service,
+            &name,
+            metrics.clone(),
+        )?),
         "s3" => Arc::new(s3::S3::from_section(
             section,
             service,

@@ -1,7 +1,7 @@
 //! AWS emulation for the output tests: a moto server in its own process, and a fault-injecting
 //! HTTP proxy in front of it that fails calls or individual records on a script.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::http::{Request, read_request, respond};
 use super::{python, wait_until};
 
 fn venv_bin(name: &str) -> PathBuf {
@@ -121,37 +122,6 @@ pub struct FaultProxy {
     pub calls: Arc<Mutex<Vec<Call>>>,
 }
 
-struct Request {
-    head: Vec<String>,
-    body: Vec<u8>,
-}
-
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut head = Vec::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end().to_string();
-        if line.is_empty() {
-            break;
-        }
-        head.push(line);
-    }
-    let len = head
-        .iter()
-        .find_map(|h| {
-            let (k, v) = h.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some(Request { head, body })
-}
-
 /// Sends `req` (with `body`) to `upstream` and returns (status line + headers, body).
 fn forward(upstream: &str, req: &Request, body: &[u8]) -> (u16, Vec<String>, Vec<u8>) {
     let addr = upstream.trim_start_matches("http://");
@@ -184,23 +154,6 @@ fn forward(upstream: &str, req: &Request, body: &[u8]) -> (u16, Vec<String>, Vec
         .collect();
     let status = head[0].split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, head[1..].to_vec(), resp[split + 4..].to_vec())
-}
-
-fn respond(s: &mut TcpStream, status: u16, headers: &[String], body: &[u8]) {
-    let mut out = format!("HTTP/1.1 {status} X\r\n").into_bytes();
-    for h in headers {
-        let k = h.split(':').next().unwrap_or("").to_ascii_lowercase();
-        if !matches!(
-            k.as_str(),
-            "content-length" | "connection" | "transfer-encoding"
-        ) {
-            out.extend_from_slice(h.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
-    out.extend_from_slice(body);
-    let _ = s.write_all(&out);
 }
 
 impl FaultProxy {

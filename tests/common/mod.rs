@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod aws;
+pub mod http;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_logrouter");
 
