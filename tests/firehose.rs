@@ -228,10 +228,17 @@ fn without_a_region_the_error_is_clear_and_records_wait() {
         router.logs().join("\n")
     );
     send_nginx(&router, 3, 10);
+    // Each flush fails with the same clear error and schedules a retry: nothing is dropped.
     assert!(
-        router.wait_log("records are kept and retried", Duration::from_secs(5))
-            || router.wait_log("retry", Duration::from_secs(5))
+        router.wait_log(
+            "failed to flush 3 records: no AWS region",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        router.logs().join("\n")
     );
+    assert!(router.wait_log("retry 2 in", Duration::from_secs(10)));
+    assert!(!router.logs().iter().any(|l| l.contains("dropped")));
     assert!(delivered(&moto).is_empty());
 }
 

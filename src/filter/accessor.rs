@@ -61,11 +61,6 @@ impl Accessor {
         }
     }
 
-    /// Whether the accessor names a top-level key only.
-    pub fn is_top_level(&self) -> bool {
-        self.steps.len() == 1
-    }
-
     /// The value the path leads to in `event`, if any.
     pub fn get<'a>(&self, event: &'a Event) -> Option<ValueRef<'a>> {
         let mut current = lookup(event.fields(), self.root())?;

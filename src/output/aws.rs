@@ -118,3 +118,41 @@ impl AwsSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Location, SectionKind};
+
+    fn settings(lines: &[(&str, &str)]) -> AwsSettings {
+        let loc = Location::command_line();
+        let mut s = Section::new(SectionKind::Output, loc.clone());
+        for (k, v) in lines {
+            s.push(*k, *v, loc.clone());
+        }
+        AwsSettings::from_section(&s).unwrap()
+    }
+
+    #[test]
+    fn endpoint_as_url_or_fluent_bit_host_port_tls() {
+        let e = |lines: &[(&str, &str)]| settings(lines).endpoint;
+        assert_eq!(
+            e(&[("endpoint", "http://127.0.0.1:4566/")]),
+            Some("http://127.0.0.1:4566".into())
+        );
+        assert_eq!(
+            e(&[("endpoint", "vpce-1.firehose.eu-west-1.vpce.amazonaws.com")]),
+            Some("https://vpce-1.firehose.eu-west-1.vpce.amazonaws.com".into())
+        );
+        assert_eq!(
+            e(&[("endpoint", "127.0.0.1"), ("port", "4566"), ("tls", "Off")]),
+            Some("http://127.0.0.1:4566".into())
+        );
+        assert_eq!(e(&[]), None);
+        let s = settings(&[
+            ("sts_endpoint", "sts.example.com"),
+            ("role_arn", "arn:aws:iam::1:role/r"),
+        ]);
+        assert_eq!(s.sts_endpoint.as_deref(), Some("https://sts.example.com"));
+    }
+}

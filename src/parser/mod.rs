@@ -275,17 +275,6 @@ impl Parser {
         }
         true
     }
-
-    /// Fields this parser can produce, when known in advance (regex groups).
-    pub fn group_names(&self) -> Vec<String> {
-        match &self.format {
-            Format::Regex { groups, .. } => groups
-                .iter()
-                .map(|(_, n)| String::from_utf8_lossy(n).into_owned())
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
 }
 
 impl TimeSpec {
