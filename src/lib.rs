@@ -12,6 +12,7 @@ pub mod engine;
 pub mod filter;
 pub mod input;
 pub mod logging;
+pub mod monitoring;
 pub mod msgpack;
 pub mod output;
 pub mod parser;

@@ -3,11 +3,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
 
-use logrouter::engine::Plan;
+use logrouter::config::ConfigError;
+use logrouter::engine::{Control, Plan};
 use logrouter::{BANNER, COMMIT, cli, logging};
 
 fn main() -> ExitCode {
@@ -28,11 +31,17 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    let plan = cli::load_config(&m, file.as_deref()).and_then(|mut config| {
-        let plan = Plan::build(&mut config)?;
-        Ok((plan, config.warnings))
-    });
-    let (plan, warnings) = match plan {
+    let load = {
+        let m = m.clone();
+        let file = file.clone();
+        move || {
+            cli::load_config(&m, file.as_deref()).and_then(|mut config| {
+                let plan = Plan::build(&mut config)?;
+                Ok((plan, config.warnings))
+            })
+        }
+    };
+    let (plan, warnings) = match load() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("[error] {e}");
@@ -89,14 +98,15 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let stop = match stop_signal() {
-            Ok(s) => s,
+        let (control, commands) = mpsc::channel(4);
+        match signals(control, load) {
+            Ok(task) => drop(tokio::spawn(task)),
             Err(e) => {
                 tracing::error!("cannot install signal handlers: {e}");
                 return Err(());
             }
-        };
-        plan.run(stop).await.map_err(|e| tracing::error!("{e}"))
+        }
+        plan.run(commands).await.map_err(|e| tracing::error!("{e}"))
     });
     // A flush blocked in the kernel (a FIFO nobody reads) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -106,18 +116,51 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT. Handlers are installed before this returns, so a signal that
-/// arrives while the inputs bind is not lost. SIGHUP (reload) is logged and ignored for now.
-fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+/// Turns signals into engine commands: SIGTERM and SIGINT stop; SIGHUP reloads the config
+/// with `load`, and a config that does not load is refused while the running one goes on.
+/// Handlers are installed before this returns, so a signal that arrives while the inputs bind
+/// is not lost.
+fn signals<L>(
+    control: mpsc::Sender<Control>,
+    load: L,
+) -> std::io::Result<impl Future<Output = ()> + Send + 'static>
+where
+    L: Fn() -> Result<(Plan, Vec<String>), ConfigError> + Send + Sync + 'static,
+{
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let load = Arc::new(load);
     Ok(async move {
         loop {
-            tokio::select! {
-                _ = term.recv() => { tracing::info!("[engine] caught signal (SIGTERM)"); break; }
-                _ = int.recv() => { tracing::info!("[engine] caught signal (SIGINT)"); break; }
-                _ = hup.recv() => tracing::warn!("[engine] caught signal (SIGHUP): reload is not implemented yet; ignored"),
+            let command = tokio::select! {
+                _ = term.recv() => { tracing::info!("[engine] caught signal (SIGTERM)"); Control::Stop }
+                _ = int.recv() => { tracing::info!("[engine] caught signal (SIGINT)"); Control::Stop }
+                _ = hup.recv() => {
+                    tracing::info!("[reload] caught signal (SIGHUP): reloading the configuration");
+                    // Loading may block (files, the ECS metadata fetch): off the runtime.
+                    let (tx, rx) = oneshot::channel();
+                    let load = load.clone();
+                    std::thread::spawn(move || { let _ = tx.send(load()); });
+                    match rx.await {
+                        Ok(Ok((plan, warnings))) => {
+                            for w in &warnings {
+                                tracing::warn!("{w}");
+                            }
+                            Control::Reload(Box::new(plan))
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!("[reload] {e}");
+                            tracing::error!("[reload] the new configuration has errors; the running one is kept");
+                            continue;
+                        }
+                        Err(_) => continue,
+                    }
+                }
+            };
+            let stop = matches!(command, Control::Stop);
+            if control.send(command).await.is_err() || stop {
+                break;
             }
         }
     })

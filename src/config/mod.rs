@@ -27,6 +27,26 @@ pub struct Service {
     pub scheduler_cap: Duration,
     /// `json.escape_unicode`: write non-ASCII as `\uXXXX` in JSON outputs (Fluent Bit's default).
     pub json_escape_unicode: bool,
+    /// The monitoring HTTP server (`HTTP_Server`), when on.
+    pub http: Option<HttpServer>,
+}
+
+/// `HTTP_Listen`, `HTTP_Port` and the `/api/v1/health` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpServer {
+    pub listen: String,
+    pub port: u16,
+    /// `Health_Check`: serve `/api/v1/health`.
+    pub health: Option<HealthCheck>,
+}
+
+/// Unhealthy when, over the last `period`, the outputs' failed flushes exceed `errors` or their
+/// chunks that ran out of retries exceed `retry_failures` (Fluent Bit's `HC_*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub errors: u64,
+    pub retry_failures: u64,
+    pub period: Duration,
 }
 
 impl Default for Service {
@@ -38,20 +58,10 @@ impl Default for Service {
             scheduler_base: Duration::from_secs(5),
             scheduler_cap: Duration::from_secs(2000),
             json_escape_unicode: true,
+            http: None,
         }
     }
 }
-
-/// Service keys Fluent Bit has that later work will implement: accepted with a warning.
-const SERVICE_KEYS_NOT_YET: &[&str] = &[
-    "http_server",
-    "http_listen",
-    "http_port",
-    "health_check",
-    "hc_errors_count",
-    "hc_retry_failure_count",
-    "hc_period",
-];
 
 /// Service keys that have no meaning here and are accepted silently.
 const SERVICE_KEYS_IGNORED: &[&str] = &[
@@ -72,6 +82,7 @@ impl Service {
             scheduler_base: s.duration("scheduler.base", d.scheduler_base)?,
             scheduler_cap: s.duration("scheduler.cap", d.scheduler_cap)?,
             json_escape_unicode: s.bool("json.escape_unicode", d.json_escape_unicode)?,
+            http: HttpServer::from_section(s)?,
         };
         if service.flush.is_zero() {
             let loc = s.entry("flush").map_or(&s.loc, |e| &e.loc);
@@ -79,14 +90,6 @@ impl Service {
         }
         for key in SERVICE_KEYS_IGNORED {
             s.all(key).for_each(drop);
-        }
-        for key in SERVICE_KEYS_NOT_YET {
-            for e in s.all(key) {
-                warnings.push(format!(
-                    "{}: [SERVICE] {} is not implemented yet; ignored",
-                    e.loc, e.key
-                ));
-            }
         }
         for e in s.entries() {
             if e.key.to_ascii_lowercase().starts_with("storage.") {
@@ -98,6 +101,30 @@ impl Service {
             }
         }
         Ok(service)
+    }
+}
+
+impl HttpServer {
+    /// Fluent Bit's defaults: `0.0.0.0:2020`; health: 5 errors, 5 retry failures, 60 s.
+    fn from_section(s: &Section) -> Result<Option<Self>, ConfigError> {
+        let port = s.port("http_port")?.unwrap_or(2020);
+        let listen = s.str("http_listen").unwrap_or("0.0.0.0").to_string();
+        let count = |key: &str| -> Result<u64, ConfigError> { Ok(s.uint(key)?.unwrap_or(5)) };
+        let health = HealthCheck {
+            errors: count("hc_errors_count")?,
+            retry_failures: count("hc_retry_failure_count")?,
+            period: s.duration("hc_period", Duration::from_secs(60))?,
+        };
+        if health.period.is_zero() {
+            let loc = s.entry("hc_period").map_or(&s.loc, |e| &e.loc);
+            return Err(ConfigError::new(loc, "HC_Period must be greater than 0"));
+        }
+        let health = s.bool("health_check", false)?.then_some(health);
+        Ok(s.bool("http_server", false)?.then_some(HttpServer {
+            listen,
+            port,
+            health,
+        }))
     }
 }
 

@@ -191,6 +191,15 @@ impl Section {
         Ok(self.parse(key, value::parse_duration)?.unwrap_or(default))
     }
 
+    /// A TCP port number.
+    pub fn port(&self, key: &str) -> Result<Option<u16>, ConfigError> {
+        self.parse(key, |s| {
+            s.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("'{s}' is not a port number"))
+        })
+    }
+
     pub fn uint(&self, key: &str) -> Result<Option<u64>, ConfigError> {
         self.parse(key, value::parse_uint)
     }

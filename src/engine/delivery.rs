@@ -160,6 +160,7 @@ async fn deliver(
                 }
                 retries += 1;
                 metrics.retries.inc();
+                metrics.retried_records.add(records - work.settled());
                 let wait = settings.backoff.wait(retries);
                 tracing::warn!(
                     "[{}] failed to flush {records} records: {e}; retry {retries} in {:.1}s",

@@ -8,9 +8,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::metrics::{Counter, DropReason, InputMetrics, OutputMetrics};
 use crate::filter::FilterChain;
@@ -45,15 +46,21 @@ impl Budget {
         }
     }
 
-    /// Waits for `bytes` of room. A batch bigger than the whole budget takes all of it, so it
-    /// still passes (alone).
-    async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, Closed> {
+    /// Waits for `bytes` of room, adding the time waited to `waited_ns`. A batch bigger than
+    /// the whole budget takes all of it, so it still passes (alone).
+    async fn reserve(
+        &self,
+        bytes: usize,
+        waited_ns: &Counter,
+    ) -> Result<OwnedSemaphorePermit, Closed> {
         let n = bytes.min(self.limit as usize).max(1) as u32;
-        self.permits
-            .clone()
-            .acquire_many_owned(n)
-            .await
-            .map_err(|_| Closed)
+        if let Ok(permit) = self.permits.clone().try_acquire_many_owned(n) {
+            return Ok(permit);
+        }
+        let since = Instant::now();
+        let permit = self.permits.clone().acquire_many_owned(n).await;
+        waited_ns.add(since.elapsed().as_nanos() as u64);
+        permit.map_err(|_| Closed)
     }
 }
 
@@ -65,10 +72,14 @@ pub struct Lane {
     pub metrics: Arc<OutputMetrics>,
 }
 
-/// Filters and outputs, shared by every input.
+/// Filters and outputs, shared by every input. A reload swaps in a new one; the old one is
+/// dropped once the batches being emitted into it are queued, which closes its outputs' queues
+/// so they drain and stop.
 pub struct Pipeline {
     filters: FilterChain,
     lanes: Vec<Lane>,
+    /// Tells emitters that their route cache belongs to another pipeline.
+    generation: u64,
     unrouted: Arc<Counter>,
     /// Tags already logged as matching no output (bounded, so hostile tags cannot grow it).
     logged_unrouted: Mutex<HashSet<String>>,
@@ -78,18 +89,25 @@ const MAX_LOGGED_UNROUTED: usize = 1000;
 const MAX_CACHED_ROUTES: usize = 4096;
 
 impl Pipeline {
-    pub fn new(filters: FilterChain, lanes: Vec<Lane>) -> Self {
+    /// `unrouted` counts records that matched no output; it is shared so that it outlives
+    /// the pipeline.
+    pub fn new(
+        filters: FilterChain,
+        lanes: Vec<Lane>,
+        generation: u64,
+        unrouted: Arc<Counter>,
+    ) -> Self {
         Pipeline {
             filters,
             lanes,
-            unrouted: Arc::default(),
+            generation,
+            unrouted,
             logged_unrouted: Mutex::new(HashSet::new()),
         }
     }
 
-    /// Counts records that matched no output (shared, so it outlives the pipeline).
-    pub fn unrouted(&self) -> Arc<Counter> {
-        self.unrouted.clone()
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     fn route(&self, tag: &str) -> Arc<[usize]> {
@@ -118,33 +136,57 @@ impl Pipeline {
     }
 }
 
+/// Where emitters find the current pipeline. Emitters hold the pipeline only while emitting,
+/// so that an idle connection does not keep a replaced pipeline (and its outputs) alive.
+pub type PipelineSource = watch::Receiver<Arc<Pipeline>>;
+
+/// A source that always gives `pipeline` (for tasks bound to one pipeline's filters).
+pub fn fixed(pipeline: Arc<Pipeline>) -> PipelineSource {
+    watch::channel(pipeline).1
+}
+
 /// An input's (or connection's) handle on the pipeline. Cloning gives a fresh route cache.
 pub struct Emitter {
-    pipeline: Arc<Pipeline>,
+    source: PipelineSource,
     input: Arc<InputMetrics>,
     memory: Option<Budget>,
+    /// Output lanes by tag, for the pipeline of generation `routes_generation`.
     routes: HashMap<Tag, Arc<[usize]>>,
+    routes_generation: u64,
 }
 
 impl Clone for Emitter {
     fn clone(&self) -> Self {
         Emitter {
-            pipeline: self.pipeline.clone(),
+            source: self.source.clone(),
             input: self.input.clone(),
             memory: self.memory.clone(),
             routes: HashMap::new(),
+            routes_generation: self.routes_generation,
         }
     }
 }
 
 impl Emitter {
-    pub fn new(pipeline: Arc<Pipeline>, input: Arc<InputMetrics>, memory: Option<Budget>) -> Self {
+    pub fn new(source: PipelineSource, input: Arc<InputMetrics>, memory: Option<Budget>) -> Self {
+        let routes_generation = source.borrow().generation;
         Emitter {
-            pipeline,
+            source,
             input,
             memory,
             routes: HashMap::new(),
+            routes_generation,
         }
+    }
+
+    /// The current pipeline, clearing the route cache if it was swapped.
+    fn pipeline(&mut self) -> Arc<Pipeline> {
+        let pipeline = self.source.borrow_and_update().clone();
+        if pipeline.generation != self.routes_generation {
+            self.routes.clear();
+            self.routes_generation = pipeline.generation;
+        }
+        pipeline
     }
 
     pub fn metrics(&self) -> &InputMetrics {
@@ -158,11 +200,12 @@ impl Emitter {
         if batch.is_empty() {
             return Ok(());
         }
-        if self.pipeline.filters.is_empty() {
-            return self.queue(batch).await;
+        let pipeline = self.pipeline();
+        if pipeline.filters.is_empty() {
+            return self.queue(&pipeline, batch).await;
         }
-        for b in self.pipeline.filters.apply(batch) {
-            self.queue(b).await?;
+        for b in pipeline.filters.apply(batch) {
+            self.queue(&pipeline, b).await?;
         }
         Ok(())
     }
@@ -170,38 +213,44 @@ impl Emitter {
     /// Emits what filter stage `stage` holds (all of it when `shutting_down`), through the
     /// stages after it.
     pub async fn emit_held(&mut self, stage: usize, shutting_down: bool) -> Result<(), Closed> {
-        for b in self.pipeline.filters.flush_held(stage, shutting_down) {
-            self.queue(b).await?;
+        let pipeline = self.pipeline();
+        for b in pipeline.filters.flush_held(stage, shutting_down) {
+            self.queue(&pipeline, b).await?;
         }
         Ok(())
     }
 
-    async fn queue(&mut self, batch: Batch) -> Result<(), Closed> {
+    async fn queue(&mut self, pipeline: &Pipeline, batch: Batch) -> Result<(), Closed> {
         let route = match self.routes.get(&batch.tag) {
             Some(r) => r.clone(),
             None => {
                 if self.routes.len() >= MAX_CACHED_ROUTES {
                     self.routes.clear();
                 }
-                let r = self.pipeline.route(&batch.tag);
+                let r = pipeline.route(&batch.tag);
                 self.routes.insert(batch.tag.clone(), r.clone());
                 r
             }
         };
         if route.is_empty() {
-            self.pipeline.note_unrouted(&self.input, &batch);
+            pipeline.note_unrouted(&self.input, &batch);
             return Ok(());
         }
         let bytes = batch.bytes;
         let records = batch.len() as u64;
         let memory = match &self.memory {
-            Some(budget) => Some(Arc::new(budget.reserve(bytes).await?)),
+            Some(budget) => Some(Arc::new(
+                budget.reserve(bytes, &self.input.backpressure_ns).await?,
+            )),
             None => None,
         };
         let batch = Arc::new(batch);
         for &i in route.iter() {
-            let lane = &self.pipeline.lanes[i];
-            let space = lane.space.reserve(bytes).await?;
+            let lane = &pipeline.lanes[i];
+            let space = lane
+                .space
+                .reserve(bytes, &self.input.backpressure_ns)
+                .await?;
             lane.metrics.queued_records.add(records);
             lane.metrics.queued_bytes.add(bytes as u64);
             lane.queue

@@ -2,6 +2,7 @@
 //! endpoint that exposes them reads the same structs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// A monotonically increasing counter.
 #[derive(Debug, Default)]
@@ -69,6 +70,14 @@ impl DropReason {
         DropReason::Oversize,
     ];
 
+    /// Whether inputs (rather than outputs) drop for this reason.
+    pub fn on_input(self) -> bool {
+        matches!(
+            self,
+            DropReason::InvalidEvent | DropReason::RefusedFrame | DropReason::NoRoute
+        )
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             DropReason::InvalidEvent => "invalid_event",
@@ -94,6 +103,10 @@ impl Drops {
     pub fn get(&self, reason: DropReason) -> u64 {
         self.0[reason as usize].get()
     }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(Counter::get).sum()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +119,8 @@ pub struct InputMetrics {
     pub errors: Counter,
     pub connections: Gauge,
     pub dropped: Drops,
+    /// Nanoseconds its connections spent waiting for queue room (backpressure).
+    pub backpressure_ns: Counter,
 }
 
 impl InputMetrics {
@@ -154,6 +169,8 @@ pub struct OutputMetrics {
     /// Retries scheduled, and chunks whose retries ran out.
     pub retries: Counter,
     pub retries_failed: Counter,
+    /// Records in the chunks that were retried, once per retry.
+    pub retried_records: Counter,
     pub dropped: Drops,
     /// Records shortened to fit the destination's record limit.
     pub truncated: Counter,
@@ -170,5 +187,42 @@ impl OutputMetrics {
             queue_limit,
             ..Default::default()
         }
+    }
+}
+
+/// The counters of the running configuration, for the monitoring server. A reload puts in a
+/// new set: inputs kept across the reload keep their counters, new plugins start at zero.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub inputs: Vec<Arc<InputMetrics>>,
+    pub filters: Vec<Arc<FilterMetrics>>,
+    pub outputs: Vec<Arc<OutputMetrics>>,
+}
+
+impl Snapshot {
+    /// Failed flushes and chunks out of retries, summed over the outputs (what the health
+    /// check watches).
+    pub fn output_failures(&self) -> (u64, u64) {
+        self.outputs.iter().fold((0, 0), |(e, r), o| {
+            (e + o.errors.get(), r + o.retries_failed.get())
+        })
+    }
+}
+
+/// Where the monitoring server finds the current [`Snapshot`].
+#[derive(Debug, Default)]
+pub struct Registry {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Registry {
+    pub fn set(&self, snapshot: Snapshot) {
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(snapshot);
+        }
+    }
+
+    pub fn get(&self) -> Arc<Snapshot> {
+        self.current.read().map(|s| s.clone()).unwrap_or_default()
     }
 }

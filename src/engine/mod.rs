@@ -10,20 +10,23 @@ pub mod metrics;
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, RetryLimit, Service};
 use crate::filter::{self, FilterChain};
 use crate::input::{self, BindError, InputContext, InputSpec};
+use crate::monitoring;
 use crate::output::{self, OutputSpec};
 use crate::parser::Parser;
 use crate::router::Matcher;
 use delivery::{Backoff, LaneSettings};
 pub use emitter::{Budget, Closed, Emitter, Lane, Pipeline};
+use metrics::{Counter, FilterMetrics, Registry, Snapshot};
 pub use metrics::{DropReason, InputMetrics, OutputMetrics};
 
 /// A validated configuration, every plugin built, nothing bound or running yet.
@@ -133,6 +136,24 @@ impl Plan {
             s.flush.as_secs_f64(),
             s.grace.as_secs_f64()
         );
+        if let Some(h) = &s.http {
+            let health = h.health.as_ref().map_or_else(
+                || "health check off".to_string(),
+                |c| {
+                    format!(
+                        "health check: HC_Errors_Count {}, HC_Retry_Failure_Count {}, HC_Period {}s",
+                        c.errors,
+                        c.retry_failures,
+                        c.period.as_secs_f64()
+                    )
+                },
+            );
+            let _ = writeln!(
+                out,
+                "[SERVICE] HTTP server on {}:{} ({health})",
+                h.listen, h.port
+            );
+        }
         for i in &self.inputs {
             let limit = i
                 .mem_buf_limit
@@ -168,112 +189,262 @@ impl Plan {
         out
     }
 
-    /// Binds every input (a failure starts nothing), runs until `stop` completes, then shuts
-    /// down: inputs stop accepting and drain, outputs flush, all within `Grace`.
-    pub async fn run(mut self, stop: impl Future<Output = ()>) -> Result<Report, BindError> {
-        for spec in &mut self.inputs {
+    /// Binds every input (a failure starts nothing) and runs until told to stop (or until
+    /// `control` closes), applying reloads as they come; then shuts down: inputs stop
+    /// accepting and drain, outputs flush, all within `Grace`.
+    pub async fn run(self, mut control: mpsc::Receiver<Control>) -> Result<Report, BindError> {
+        let mut engine = Engine::start(self).await?;
+        while let Some(c) = control.recv().await {
+            match c {
+                Control::Stop => break,
+                Control::Reload(plan) => engine.reload(*plan).await,
+            }
+        }
+        Ok(engine.shutdown().await)
+    }
+}
+
+/// What the running engine is told.
+pub enum Control {
+    /// Replace the configuration with this one.
+    Reload(Box<Plan>),
+    Stop,
+}
+
+/// An input that is serving.
+struct RunningInput {
+    name: String,
+    fingerprint: String,
+    metrics: Arc<InputMetrics>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// The filters and outputs of one configuration, running.
+struct Generation {
+    lane_tasks: Vec<JoinHandle<()>>,
+    /// Stops the tasks that flush holding filters (multiline) on their clock.
+    held_stop: CancellationToken,
+    held_tasks: Vec<JoinHandle<()>>,
+    filters: Vec<Arc<FilterMetrics>>,
+    outputs: Vec<Arc<OutputMetrics>>,
+}
+
+/// The running router: inputs, the current pipeline, and the outputs of replaced
+/// configurations that are still draining.
+struct Engine {
+    service: Service,
+    started: Instant,
+    /// The current pipeline; inputs' emitters read it at every batch.
+    pipeline: watch::Sender<Arc<Pipeline>>,
+    unrouted: Arc<Counter>,
+    inputs: Vec<RunningInput>,
+    current: Generation,
+    retired: Vec<Generation>,
+    registry: Arc<Registry>,
+    http: Option<monitoring::Server>,
+}
+
+impl Engine {
+    async fn start(mut plan: Plan) -> Result<Engine, BindError> {
+        for spec in &mut plan.inputs {
             spec.input.bind().await?;
         }
-        let backoff = Backoff {
-            base: self.service.scheduler_base,
-            cap: self.service.scheduler_cap,
+        let started = Instant::now();
+        let registry = Arc::new(Registry::default());
+        let http = match &plan.service.http {
+            Some(settings) => Some(
+                monitoring::Server::start(settings, registry.clone(), started)
+                    .await
+                    .map_err(|source| BindError {
+                        input: "http_server".into(),
+                        address: format!("{}:{}", settings.listen, settings.port),
+                        source,
+                    })?,
+            ),
+            None => None,
         };
-        let mut lanes = Vec::new();
-        let mut lane_tasks = Vec::new();
-        let mut output_metrics = Vec::new();
-        for o in self.outputs {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let metrics = o.metrics.clone();
-            let settings = Arc::new(LaneSettings {
-                name: format!("output:{}:{}", o.plugin, o.name),
-                flush: self.service.flush,
-                retry_limit: o.retry_limit,
-                backoff,
-                workers: o.workers,
-            });
-            lane_tasks.push(tokio::spawn(delivery::run(
-                o.output,
-                rx,
-                settings,
-                metrics.clone(),
-            )));
-            lanes.push(Lane {
-                matcher: o.matcher,
-                queue: tx,
-                space: Budget::new(o.queue_limit),
-                metrics: metrics.clone(),
-            });
-            output_metrics.push(metrics);
+        let unrouted = Arc::new(Counter::default());
+        let (current, pipeline) =
+            Generation::start(&plan.service, plan.filters, plan.outputs, 0, &unrouted);
+        let (pipeline, _) = watch::channel(pipeline);
+        let mut engine = Engine {
+            service: plan.service,
+            started,
+            pipeline,
+            unrouted,
+            inputs: Vec::new(),
+            current,
+            retired: Vec::new(),
+            registry,
+            http,
+        };
+        for spec in plan.inputs {
+            engine.spawn_input(spec);
         }
-        let filter_metrics = self.filters.metrics();
-        let tickers = self.filters.tickers();
-        let pipeline = Arc::new(Pipeline::new(self.filters, lanes));
-        // Filters that hold events (multiline) flush on their own clock, into the stages after
-        // them; at shutdown, once inputs are done, they flush everything.
-        let held_stop = CancellationToken::new();
-        let mut held_tasks = Vec::new();
-        for (stage, every) in tickers {
-            let name = format!("emitter_for_{}", filter_metrics[stage].name);
-            let mut emitter =
-                Emitter::new(pipeline.clone(), Arc::new(InputMetrics::new(name)), None);
-            let stop = held_stop.clone();
-            held_tasks.push(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        () = tokio::time::sleep(every) => {
-                            if emitter.emit_held(stage, false).await.is_err() { break; }
-                        }
-                        () = stop.cancelled() => {
-                            let _ = emitter.emit_held(stage, true).await;
-                            break;
-                        }
-                    }
-                }
-            }));
-        }
-        let stopping = CancellationToken::new();
-        let mut input_tasks = Vec::new();
-        let mut input_metrics = Vec::new();
-        for spec in self.inputs {
-            let metrics = Arc::new(InputMetrics::new(&spec.name));
-            input_metrics.push(metrics.clone());
-            let emitter = Emitter::new(
-                pipeline.clone(),
-                metrics,
-                spec.mem_buf_limit.map(Budget::new),
-            );
-            input_tasks.push(tokio::spawn(spec.input.run(InputContext {
-                emitter,
-                stop: stopping.clone(),
-                drain: self.service.grace / 2,
-            })));
-        }
-        // From here on only the inputs hold the pipeline: when they end, the queues close.
-        let unrouted = pipeline.unrouted();
-        drop(pipeline);
+        engine.publish();
+        Ok(engine)
+    }
 
-        stop.await;
+    fn spawn_input(&mut self, spec: InputSpec) {
+        let metrics = Arc::new(InputMetrics::new(&spec.name));
+        let emitter = Emitter::new(
+            self.pipeline.subscribe(),
+            metrics.clone(),
+            spec.mem_buf_limit.map(Budget::new),
+        );
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(spec.input.run(InputContext {
+            emitter,
+            stop: stop.clone(),
+            drain: self.service.grace / 2,
+        }));
+        self.inputs.push(RunningInput {
+            name: spec.name,
+            fingerprint: spec.fingerprint,
+            metrics,
+            stop,
+            task,
+        });
+    }
+
+    /// Shows the current plugins' counters to the monitoring server.
+    fn publish(&self) {
+        self.registry.set(Snapshot {
+            inputs: self.inputs.iter().map(|i| i.metrics.clone()).collect(),
+            filters: self.current.filters.clone(),
+            outputs: self.current.outputs.clone(),
+        });
+    }
+
+    /// Applies a new configuration. Inputs whose name and settings are unchanged keep running
+    /// with their connections; the others stop (draining what their clients sent) before the
+    /// new ones bind. New batches go to the new filters and outputs at once, while the old
+    /// outputs deliver what they had queued and then stop.
+    async fn reload(&mut self, mut plan: Plan) {
+        let mut kept = Vec::new();
+        let mut stopping = Vec::new();
+        for running in std::mem::take(&mut self.inputs) {
+            let same = plan
+                .inputs
+                .iter()
+                .position(|s| s.name == running.name && s.fingerprint == running.fingerprint);
+            match same {
+                Some(i) => {
+                    plan.inputs.remove(i);
+                    kept.push(running);
+                }
+                None => stopping.push(running),
+            }
+        }
+        self.inputs = kept;
+        for old in &stopping {
+            tracing::info!(
+                "[reload] input {} is not in the new configuration as it was: stopping it",
+                old.name
+            );
+            old.stop.cancel();
+        }
+        for old in stopping {
+            if tokio::time::timeout(self.service.grace, old.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "[reload] input {} did not finish draining within Grace",
+                    old.name
+                );
+            }
+        }
+
+        let generation = self.pipeline.borrow().generation() + 1;
+        let (next, pipeline) = Generation::start(
+            &plan.service,
+            plan.filters,
+            plan.outputs,
+            generation,
+            &self.unrouted,
+        );
+        // From here on every batch goes to the new pipeline; the old one is dropped once the
+        // batches being emitted into it are queued, which closes its outputs' queues.
+        drop(self.pipeline.send_replace(pipeline));
+        let old = std::mem::replace(&mut self.current, next);
+        old.held_stop.cancel();
+        self.retired.push(old);
+        self.service = plan.service;
+
+        for mut spec in plan.inputs {
+            match spec.input.bind().await {
+                Ok(()) => self.spawn_input(spec),
+                Err(e) => tracing::error!("[reload] {e}; the input is not started"),
+            }
+        }
+        if self.http.as_ref().map(|h| &h.settings) != self.service.http.as_ref() {
+            if let Some(old) = self.http.take() {
+                old.stop().await;
+            }
+            if let Some(settings) = &self.service.http {
+                match monitoring::Server::start(settings, self.registry.clone(), self.started).await
+                {
+                    Ok(server) => self.http = Some(server),
+                    Err(e) => tracing::error!(
+                        "[reload] http_server: cannot listen on {}:{}: {e}",
+                        settings.listen,
+                        settings.port
+                    ),
+                }
+            }
+        }
+        self.publish();
+        tracing::info!(
+            "[reload] configuration reloaded: {} inputs, {} filters, {} outputs",
+            self.inputs.len(),
+            self.current.filters.len(),
+            self.current.outputs.len()
+        );
+    }
+
+    async fn shutdown(self) -> Report {
         let grace = self.service.grace;
         tracing::info!(
             "[engine] stopping: inputs stop accepting; queued records are flushed within Grace {}s",
             grace.as_secs_f64()
         );
-        stopping.cancel();
+        for i in &self.inputs {
+            i.stop.cancel();
+        }
+        let input_metrics: Vec<_> = self.inputs.iter().map(|i| i.metrics.clone()).collect();
+        let filter_metrics = self.current.filters.clone();
+        let mut output_metrics = Vec::new();
+        for g in self.retired.iter().chain([&self.current]) {
+            output_metrics.extend(g.outputs.iter().cloned());
+        }
         let deadline = tokio::time::Instant::now() + grace;
+        let self_unrouted = self.unrouted.get();
+        let Engine {
+            inputs,
+            current,
+            retired,
+            pipeline,
+            http,
+            ..
+        } = self;
         let finished = tokio::time::timeout_at(deadline, async {
-            for t in input_tasks {
-                let _ = t.await;
+            for i in inputs {
+                let _ = i.task.await;
             }
-            held_stop.cancel();
-            for t in held_tasks {
-                let _ = t.await;
-            }
-            for t in lane_tasks {
-                let _ = t.await;
+            // With the inputs done, the pipeline is only held here and by the holding filters'
+            // tasks: once they flush, the output queues close and the lanes finish.
+            drop(pipeline);
+            for g in retired.into_iter().chain([current]) {
+                g.finish().await;
             }
         })
         .await
         .is_ok();
+        if let Some(server) = http {
+            server.stop().await;
+        }
         let mut undelivered = 0;
         for m in &output_metrics {
             let left = m.queued_records.get();
@@ -330,12 +501,107 @@ impl Plan {
                 m.dropped.get(DropReason::Oversize),
             );
         }
-        Ok(Report {
+        Report {
             inputs: input_metrics,
             outputs: output_metrics,
-            unrouted: unrouted.get(),
+            unrouted: self_unrouted,
             undelivered,
-        })
+        }
+    }
+}
+
+impl Generation {
+    /// Starts the output lanes and the holding filters' clocks of a configuration, and builds
+    /// the pipeline that feeds them.
+    fn start(
+        service: &Service,
+        filters: FilterChain,
+        outputs: Vec<OutputSpec>,
+        generation: u64,
+        unrouted: &Arc<Counter>,
+    ) -> (Generation, Arc<Pipeline>) {
+        let backoff = Backoff {
+            base: service.scheduler_base,
+            cap: service.scheduler_cap,
+        };
+        let mut lanes = Vec::new();
+        let mut lane_tasks = Vec::new();
+        let mut output_metrics = Vec::new();
+        for o in outputs {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let metrics = o.metrics.clone();
+            let settings = Arc::new(LaneSettings {
+                name: format!("output:{}:{}", o.plugin, o.name),
+                flush: service.flush,
+                retry_limit: o.retry_limit,
+                backoff,
+                workers: o.workers,
+            });
+            lane_tasks.push(tokio::spawn(delivery::run(
+                o.output,
+                rx,
+                settings,
+                metrics.clone(),
+            )));
+            lanes.push(Lane {
+                matcher: o.matcher,
+                queue: tx,
+                space: Budget::new(o.queue_limit),
+                metrics: metrics.clone(),
+            });
+            output_metrics.push(metrics);
+        }
+        let filter_metrics = filters.metrics();
+        let tickers = filters.tickers();
+        let pipeline = Arc::new(Pipeline::new(filters, lanes, generation, unrouted.clone()));
+        // Filters that hold events (multiline) flush on their own clock, into the stages after
+        // them; when the generation ends, they flush everything.
+        let held_stop = CancellationToken::new();
+        let mut held_tasks = Vec::new();
+        for (stage, every) in tickers {
+            let name = format!("emitter_for_{}", filter_metrics[stage].name);
+            let mut emitter = Emitter::new(
+                emitter::fixed(pipeline.clone()),
+                Arc::new(InputMetrics::new(name)),
+                None,
+            );
+            let stop = held_stop.clone();
+            held_tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {
+                            if emitter.emit_held(stage, false).await.is_err() { break; }
+                        }
+                        () = stop.cancelled() => {
+                            let _ = emitter.emit_held(stage, true).await;
+                            break;
+                        }
+                    }
+                }
+            }));
+        }
+        (
+            Generation {
+                lane_tasks,
+                held_stop,
+                held_tasks,
+                filters: filter_metrics,
+                outputs: output_metrics,
+            },
+            pipeline,
+        )
+    }
+
+    /// Flushes the holding filters and waits for the outputs to deliver what is queued. The
+    /// pipeline must be released first (the output queues close when it is dropped).
+    async fn finish(self) {
+        self.held_stop.cancel();
+        for t in self.held_tasks {
+            let _ = t.await;
+        }
+        for t in self.lane_tasks {
+            let _ = t.await;
+        }
     }
 }
 

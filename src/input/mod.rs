@@ -2,6 +2,8 @@
 //! folder or file, named after its config `Name`.
 
 pub mod forward;
+mod listener;
+pub mod tcp;
 
 use std::time::Duration;
 
@@ -49,6 +51,9 @@ pub struct InputSpec {
     /// `Mem_Buf_Limit`: bytes of this input's events that may be queued before it pauses.
     pub mem_buf_limit: Option<u64>,
     pub input: Box<dyn Input>,
+    /// The section's settings in a canonical form: a reload keeps an input running (with its
+    /// connections) when its name and settings are unchanged.
+    pub fingerprint: String,
 }
 
 /// Builds an input plugin instance from its section.
@@ -59,6 +64,7 @@ pub fn build(section: &Section, index: usize) -> Result<InputSpec, ConfigError> 
         .map_or_else(|| format!("{plugin}.{index}"), str::to_string);
     let input: Box<dyn Input> = match plugin.as_str() {
         "forward" => Box::new(forward::Forward::from_section(section, &name)?),
+        "tcp" => Box::new(tcp::Tcp::from_section(section, &name)?),
         _ => {
             let loc = section.entry("name").map_or(&section.loc, |e| &e.loc);
             return Err(ConfigError::new(
@@ -67,9 +73,16 @@ pub fn build(section: &Section, index: usize) -> Result<InputSpec, ConfigError> 
             ));
         }
     };
+    let mut settings: Vec<String> = section
+        .entries()
+        .iter()
+        .map(|e| format!("{}={}", e.key.to_ascii_lowercase(), e.value))
+        .collect();
+    settings.sort();
     Ok(InputSpec {
         mem_buf_limit: section.size("mem_buf_limit")?.filter(|&n| n > 0),
         name,
         input,
+        fingerprint: settings.join("\n"),
     })
 }

@@ -60,3 +60,41 @@ impl Request {
         })
     }
 }
+
+/// `GET path` from `127.0.0.1:port`: the status and the body.
+pub fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP server");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, body.to_string())
+}
+
+/// The value of the Prometheus sample `name{labels}` (labels as written, e.g.
+/// `name="forward.0"`), if present.
+pub fn prom_value(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let key = if labels.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    text.lines().find_map(|l| {
+        l.strip_prefix(key.as_str())?
+            .strip_prefix(' ')?
+            .parse()
+            .ok()
+    })
+}

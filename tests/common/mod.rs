@@ -150,6 +150,23 @@ impl Router {
         wait_until(timeout, || self.logs().iter().any(|l| l.contains(text)))
     }
 
+    /// The port of the monitoring HTTP server, from its start-up line.
+    pub fn http_port(&self) -> u16 {
+        let mut port = None;
+        wait_until(Duration::from_secs(10), || {
+            port = self.logs().iter().find_map(|l| {
+                l.split("[http_server] listen iface=")
+                    .nth(1)?
+                    .split("tcp_port=")
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            });
+            port.is_some()
+        });
+        port.unwrap_or_else(|| panic!("no HTTP server; log:\n{}", self.logs().join("\n")))
+    }
+
     /// The TCP port of the `i`th listener.
     pub fn port(&self, i: usize) -> u16 {
         self.listening[i]

@@ -6,14 +6,12 @@
 mod conn;
 pub mod frame;
 
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::net::{TcpListener, UnixListener};
-use tokio_util::task::TaskTracker;
 
+use super::listener::{Accepted, Listener};
 use super::{BindError, Input, InputContext};
 use crate::config::{ConfigError, Section};
 
@@ -67,13 +65,7 @@ impl Settings {
         for key in ["threaded", "workers"] {
             section.all(key).for_each(drop);
         }
-        let port = section
-            .parse("port", |s| {
-                s.trim()
-                    .parse::<u16>()
-                    .map_err(|_| format!("'{s}' is not a port number"))
-            })?
-            .unwrap_or(DEFAULT_PORT);
+        let port = section.port("port")?.unwrap_or(DEFAULT_PORT);
         let unix_perm = section.parse("unix_perm", |s| {
             u32::from_str_radix(s.trim().trim_start_matches("0o"), 8)
                 .map(|m| m & 0o7777)
@@ -108,21 +100,6 @@ impl Settings {
     }
 }
 
-enum Listener {
-    Tcp(TcpListener),
-    /// The socket file is removed when the listener is dropped.
-    Unix(UnixListener, #[allow(dead_code)] SocketFile),
-}
-
-/// The socket file of a Unix listener, removed when the listener closes.
-struct SocketFile(PathBuf);
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 pub struct Forward {
     settings: Arc<Settings>,
     listener: Option<Listener>,
@@ -150,38 +127,15 @@ impl Input for Forward {
     async fn bind(&mut self) -> Result<(), BindError> {
         let s = self.settings.clone();
         let listener = match &s.unix_path {
-            Some(path) => {
-                // A socket left by an earlier run is replaced; any other file is not ours.
-                if let Ok(meta) = std::fs::symlink_metadata(path) {
-                    if !meta.file_type().is_socket() {
-                        return Err(self.bind_error(std::io::Error::new(
-                            std::io::ErrorKind::AlreadyExists,
-                            "the path exists and is not a socket",
-                        )));
-                    }
-                    std::fs::remove_file(path).map_err(|e| self.bind_error(e))?;
-                }
-                let listener = UnixListener::bind(path).map_err(|e| self.bind_error(e))?;
-                let file = SocketFile(path.clone());
-                if let Some(mode) = s.unix_perm {
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                        .map_err(|e| self.bind_error(e))?;
-                }
-                Listener::Unix(listener, file)
-            }
-            None => Listener::Tcp(
-                TcpListener::bind((s.listen.as_str(), s.port))
-                    .await
-                    .map_err(|e| self.bind_error(e))?,
-            ),
-        };
-        let shown = match &listener {
-            Listener::Tcp(l) => l
-                .local_addr()
-                .map_or_else(|_| s.address(), |a| a.to_string()),
-            Listener::Unix(..) => s.address(),
-        };
-        tracing::info!("[input:forward:{}] listening on {shown}", s.name);
+            Some(path) => Listener::unix(path, s.unix_perm),
+            None => Listener::tcp(&s.listen, s.port).await,
+        }
+        .map_err(|e| self.bind_error(e))?;
+        tracing::info!(
+            "[input:forward:{}] listening on {}",
+            s.name,
+            listener.shown(&s.address())
+        );
         self.listener = Some(listener);
         Ok(())
     }
@@ -190,54 +144,27 @@ impl Input for Forward {
         let Some(listener) = self.listener else {
             return;
         };
-        let connections = TaskTracker::new();
-        let settings = self.settings;
         let shared = conn::Shared {
-            settings: settings.clone(),
+            settings: self.settings.clone(),
             emitter: ctx.emitter.clone(),
             stop: ctx.stop.clone(),
             drain: ctx.drain,
         };
-        loop {
-            let accepted = tokio::select! {
-                () = ctx.stop.cancelled() => break,
-                a = accept(&listener) => a,
-            };
-            match accepted {
-                Ok(Accepted::Tcp(stream)) => {
-                    // Acks must not wait for Nagle's algorithm.
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(conn::serve(stream, shared.clone()));
+        let name = format!("forward:{}", self.settings.name);
+        listener
+            .serve(&name, &ctx.stop, |accepted| {
+                let shared = shared.clone();
+                async move {
+                    match accepted {
+                        Accepted::Tcp(stream) => conn::serve(stream, shared).await,
+                        Accepted::Unix(stream) => conn::serve(stream, shared).await,
+                    }
                 }
-                Ok(Accepted::Unix(stream)) => {
-                    connections.spawn(conn::serve(stream, shared.clone()));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    tracing::warn!("[input:forward:{}] accept failed: {e}", settings.name);
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            }
-        }
-        // Stop accepting (and remove the socket file) before draining the connections.
-        drop(listener);
-        connections.close();
-        connections.wait().await;
+            })
+            .await;
     }
 
     fn describe(&self) -> String {
         format!("forward on {}", self.settings.address())
-    }
-}
-
-enum Accepted {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
-    match listener {
-        Listener::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
-        Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
     }
 }
