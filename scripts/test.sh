@@ -16,5 +16,5 @@ if ! .venv/bin/python -c 'import fluent.sender, msgpack' 2>/dev/null; then
 fi
 export LOGROUTER_TEST_PYTHON="$PWD/.venv/bin/python"
 
-cargo build --release --locked
-cargo test --locked --all-targets
+cargo build --release --locked --workspace
+cargo test --locked --workspace --all-targets
