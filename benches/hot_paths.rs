@@ -39,6 +39,82 @@ fn docker_frame(seq: u32) -> Vec<u8> {
     f
 }
 
+/// The record map of [`docker_frame`].
+fn docker_record() -> Vec<u8> {
+    let f = docker_frame(0);
+    // After the fixarray marker, the tag and the 10-byte EventTime; before the empty options.
+    let tag_len = 1 + "web-firelens-5f2a9c".len();
+    f[1 + tag_len + 10..f.len() - 1].to_vec()
+}
+
+/// `[EventTime, record]` entries, concatenated, as Forward-mode batches carry them.
+fn entries(n: u32) -> Vec<u8> {
+    let record = docker_record();
+    let mut out = Vec::new();
+    for seq in 0..n {
+        out.push(0x92);
+        out.extend_from_slice(&[0xd7, 0x00]);
+        out.extend_from_slice(&1_795_000_000u32.to_be_bytes());
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(&record);
+    }
+    out
+}
+
+/// A batch frame of `n` entries: Forward (an array of entries), PackedForward (a bin of
+/// entries) or CompressedPackedForward (a bin of gzipped entries).
+fn batch_frame(mode: &str, n: u32) -> Vec<u8> {
+    let mut f = vec![0x93];
+    logrouter::msgpack::write_str(&mut f, b"web-firelens-5f2a9c");
+    let body = entries(n);
+    match mode {
+        "forward" => {
+            f.push(0xdd);
+            f.extend_from_slice(&n.to_be_bytes());
+            f.extend_from_slice(&body);
+            f.push(0x80);
+        }
+        _ => {
+            let payload = if mode == "compressed" {
+                use std::io::Write;
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&body).unwrap();
+                gz.finish().unwrap()
+            } else {
+                body
+            };
+            f.push(0xc6);
+            f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            f.extend_from_slice(&payload);
+            if mode == "compressed" {
+                f.push(0x81);
+                logrouter::msgpack::write_str(&mut f, b"compressed");
+                logrouter::msgpack::write_str(&mut f, b"gzip");
+            } else {
+                f.push(0x80);
+            }
+        }
+    }
+    f
+}
+
+fn decode_batches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("forward");
+    g.throughput(Throughput::Elements(1000));
+    for mode in ["forward", "packed", "compressed"] {
+        let frame = Bytes::from(batch_frame(mode, 1000));
+        g.bench_function(format!("decode 1 {mode} frame of 1000 entries"), |b| {
+            let mut events = Vec::with_capacity(1024);
+            b.iter(|| {
+                events.clear();
+                frame::decode(&frame, 64_000_000, &mut events).unwrap();
+                assert_eq!(events.len(), 1000);
+            })
+        });
+    }
+    g.finish();
+}
+
 fn decode(c: &mut Criterion) {
     // One 64 KiB read's worth of frames, scanned and decoded as a connection does.
     let frames: Vec<u8> = (0..200).flat_map(docker_frame).collect();
@@ -83,8 +159,49 @@ fn json(c: &mut Criterion) {
             out.push(b'\n');
         })
     });
+    // A Firehose batch: 500 records as the nginx parser leaves them (13 fields with the Docker
+    // ones), each rendered as a JSON line.
+    let parsed: Vec<Event> = (0..500)
+        .map(|i| {
+            let size = (5316 + i).to_string();
+            Event::from_pairs(
+                EventTime::from_parts(1_795_000_000, i),
+                &[
+                    ("remote", "172.17.0.1"),
+                    ("host", "-"),
+                    ("user", "-"),
+                    ("method", "GET"),
+                    ("path", "/api/v1/items?page=2"),
+                    ("code", "200"),
+                    ("size", &size),
+                    ("referer", "https://example.com/list"),
+                    (
+                        "agent",
+                        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+                    ),
+                    (
+                        "container_id",
+                        "5f2a9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d",
+                    ),
+                    ("container_name", "/ecs-web-1-nginx"),
+                    ("source", "stdout"),
+                    ("ecs_cluster", "prod"),
+                ],
+            )
+        })
+        .collect();
+    g.throughput(Throughput::Elements(500));
+    g.bench_function("Firehose batch of 500 parsed nginx records", |b| {
+        let mut out = Vec::with_capacity(512 * 1024);
+        b.iter(|| {
+            out.clear();
+            for e in &parsed {
+                rec.write(&mut out, e);
+                out.push(b'\n');
+            }
+        })
+    });
     g.finish();
-    let _ = EventTime::now();
 }
 
 /// The nginx parser of conf/parsers.conf, alone and as the parser filter in a chain.
@@ -161,5 +278,5 @@ fn routing(c: &mut Criterion) {
     c.bench_function("match wildcard", |b| b.iter(|| m.matches(&tag)));
 }
 
-criterion_group!(benches, decode, json, parsing, routing);
+criterion_group!(benches, decode, decode_batches, json, parsing, routing);
 criterion_main!(benches);

@@ -127,7 +127,8 @@ pub fn run(load: &Load, on_start: impl FnOnce()) -> Run {
             let conns: Vec<usize> = (t..load.connections).step_by(threads).collect();
             std::thread::Builder::new()
                 .name(format!("send-{t}"))
-                .stack_size(256 * 1024)
+                // Small, since there may be a thousand; 1 MiB is what a debug build needs.
+                .stack_size(1024 * 1024)
                 .spawn(move || sender_thread(&conns, &load, &start, nonce))
                 .expect("spawn a sending thread")
         })

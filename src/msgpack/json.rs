@@ -43,10 +43,33 @@ impl JsonStyle {
     }
 
     fn members_at(self, out: &mut Vec<u8>, mut fields: Fields<'_>, mut comma: bool, depth: usize) {
+        // A later pair with the same key replaces an earlier one. The keys are gathered first
+        // (records rarely have more than a few dozen), so the usual case, no duplicates, costs
+        // one pass over the keys instead of a re-decode of the rest of the map per pair.
+        let mut keys: [&[u8]; MAX_KEYS] = [&[]; MAX_KEYS];
+        let mut n = 0;
+        let mut scan = fields.clone();
+        while let Some(Ok((key, _))) = scan.next_raw() {
+            if n == MAX_KEYS {
+                n += 1; // too many to remember: check each pair against the rest of the map
+                break;
+            }
+            keys[n] = key;
+            n += 1;
+        }
+        let duplicates = n > MAX_KEYS || (1..n).any(|i| keys[..i].contains(&keys[i]));
+        let mut i = 0;
         while let Some(Ok((key, value))) = fields.next() {
-            // A later pair with the same key replaces this one.
-            if fields.clone().any(|p| matches!(p, Ok((k, _)) if k == key)) {
-                continue;
+            i += 1;
+            if duplicates {
+                let replaced = if n <= MAX_KEYS {
+                    keys[i..n].contains(&key)
+                } else {
+                    fields.clone().any(|p| matches!(p, Ok((k, _)) if k == key))
+                };
+                if replaced {
+                    continue;
+                }
             }
             if comma {
                 out.push(b',');
@@ -133,6 +156,9 @@ impl JsonStyle {
         out.push(b'"');
     }
 }
+
+/// Keys of one map remembered for the duplicate check.
+const MAX_KEYS: usize = 64;
 
 /// Writes a float as Fluent Bit does: `%.1f` when integral, else `%.16g`. JSON has no NaN or
 /// infinity, so those become `null`.
@@ -258,6 +284,34 @@ mod tests {
         // {"a":1,"b":2,"a":3}
         let buf = [0x83, 0xa1, b'a', 0x01, 0xa1, b'b', 0x02, 0xa1, b'a', 0x03];
         assert_eq!(json(&buf), r#"{"b":2,"a":3}"#);
+    }
+
+    #[test]
+    fn later_duplicate_keys_win_in_large_maps() {
+        // k0..k{n-1} with values 0..n-1, then "k5": 7 and the last key again: 8. 60 pairs
+        // fit the remembered keys, 100 do not.
+        for pairs in [60, 100] {
+            let mut buf = vec![0xde];
+            buf.extend_from_slice(&((pairs + 2) as u16).to_be_bytes());
+            let mut expected = Vec::new();
+            for i in 0..pairs {
+                crate::msgpack::write::write_str(&mut buf, format!("k{i}").as_bytes());
+                buf.push(i as u8);
+                if i != 5 && i != pairs - 1 {
+                    expected.push(format!("\"k{i}\":{i}"));
+                }
+            }
+            for (k, v) in [(5u8, 7u8), ((pairs - 1) as u8, 8)] {
+                crate::msgpack::write::write_str(&mut buf, format!("k{k}").as_bytes());
+                buf.push(v);
+                expected.push(format!("\"k{k}\":{v}"));
+            }
+            assert_eq!(
+                json(&buf),
+                format!("{{{}}}", expected.join(",")),
+                "{pairs} pairs"
+            );
+        }
     }
 
     #[test]

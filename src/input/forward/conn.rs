@@ -30,6 +30,9 @@ const EMIT_BYTES: usize = 1_000_000;
 const MAX_DEPTH: usize = 64;
 /// After stop, a client silent for this long is done.
 const DRAIN_IDLE: Duration = Duration::from_millis(200);
+/// A client that writes small frames in quick succession (Docker's driver writes one record a
+/// write) is read at most this often, so that one wake-up and one read take many frames.
+const COALESCE: Duration = Duration::from_millis(5);
 
 /// A stream that can wait for data without a buffer.
 pub(super) trait Socket: AsyncWrite + Unpin + Send + 'static {
@@ -113,6 +116,9 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
     };
     let mut sock = sock;
     let mut drain_until = None;
+    // When the last read happened, whether it was small, and whether its frames asked for acks.
+    let mut last_read = tokio::time::Instant::now();
+    let mut trickle = false;
     loop {
         let ready = match drain_until {
             None => tokio::select! {
@@ -133,10 +139,22 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
         if ready.is_err() {
             break;
         }
+        // Frames trickling in (the last read was small and recent) wait a little for the
+        // ones behind them. Not while draining, and not for clients waiting for acks.
+        if trickle && drain_until.is_none() && last_read.elapsed() < COALESCE {
+            tokio::select! {
+                () = tokio::time::sleep(COALESCE) => {}
+                () = stop.cancelled() => {}
+            }
+        }
         conn.buf.reserve(conn.read_size());
         match sock.try_read_buf(&mut conn.buf) {
             Ok(0) => break,
-            Ok(n) => emitter.metrics().bytes.add(n as u64),
+            Ok(n) => {
+                emitter.metrics().bytes.add(n as u64);
+                trickle = n < READ_SIZE / 2;
+                last_read = tokio::time::Instant::now();
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(_) => break,
         }
@@ -148,6 +166,7 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
             break;
         }
         if !conn.acks.is_empty() {
+            trickle = false;
             if sock.write_all(&conn.acks).await.is_err() {
                 break;
             }
