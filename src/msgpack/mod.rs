@@ -107,9 +107,7 @@ pub fn header(buf: &[u8]) -> Result<Option<(Header, usize)>, DecodeError> {
         0x90..=0x9f => return Ok(Some((Header::Array(u32::from(first & 0x0f)), 1))),
         0x00..=0x7f => return Ok(Some((Header::UInt(u64::from(first)), 1))),
         0xd9 => {
-            return Ok(buf
-                .get(1)
-                .map(|&n| (Header::Str(u32::from(n)), 2)));
+            return Ok(buf.get(1).map(|&n| (Header::Str(u32::from(n)), 2)));
         }
         _ => {}
     }
