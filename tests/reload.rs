@@ -100,7 +100,7 @@ fn reload_under_load_loses_nothing_and_keeps_the_connection() {
     assert_eq!(unique, (0..TOTAL + 100).collect::<HashSet<u64>>());
     let before = read_out_file(&router.dir.path("before.txt")).len();
     let after = read_out_file(&router.dir.path("after.txt")).len();
-    assert!(before > 0 && after > 100, "before {before}, after {after}");
+    assert!(before > 0 && after >= 100, "before {before}, after {after}");
     assert!(router.stop(Duration::from_secs(15)).success());
 }
 
