@@ -228,6 +228,14 @@ struct Generation {
     held_tasks: Vec<JoinHandle<()>>,
     filters: Vec<Arc<FilterMetrics>>,
     outputs: Vec<Arc<OutputMetrics>>,
+    /// Cancelled once every lane has finished.
+    done: CancellationToken,
+}
+
+/// A replaced generation, draining on its own task.
+struct Retired {
+    outputs: Vec<Arc<OutputMetrics>>,
+    task: JoinHandle<()>,
 }
 
 /// The running router: inputs, the current pipeline, and the outputs of replaced
@@ -240,7 +248,7 @@ struct Engine {
     unrouted: Arc<Counter>,
     inputs: Vec<RunningInput>,
     current: Generation,
-    retired: Vec<Generation>,
+    retired: Vec<Retired>,
     registry: Arc<Registry>,
     http: Option<monitoring::Server>,
 }
@@ -265,8 +273,14 @@ impl Engine {
             None => None,
         };
         let unrouted = Arc::new(Counter::default());
-        let (current, pipeline) =
-            Generation::start(&plan.service, plan.filters, plan.outputs, 0, &unrouted);
+        let (current, pipeline) = Generation::start(
+            &plan.service,
+            plan.filters,
+            plan.outputs,
+            0,
+            &unrouted,
+            None,
+        );
         let (pipeline, _) = watch::channel(pipeline);
         let mut engine = Engine {
             service: plan.service,
@@ -345,13 +359,15 @@ impl Engine {
             );
             old.stop.cancel();
         }
-        for old in stopping {
-            if tokio::time::timeout(self.service.grace, old.task)
+        for mut old in stopping {
+            if tokio::time::timeout(self.service.grace, &mut old.task)
                 .await
                 .is_err()
             {
+                // Its connections would otherwise keep emitting into the pipeline.
+                old.task.abort();
                 tracing::warn!(
-                    "[reload] input {} did not finish draining within Grace",
+                    "[reload] input {} did not finish draining within Grace; closed",
                     old.name
                 );
             }
@@ -364,13 +380,17 @@ impl Engine {
             plan.outputs,
             generation,
             &self.unrouted,
+            Some(self.current.done.clone()),
         );
         // From here on every batch goes to the new pipeline; the old one is dropped once the
         // batches being emitted into it are queued, which closes its outputs' queues.
         drop(self.pipeline.send_replace(pipeline));
         let old = std::mem::replace(&mut self.current, next);
-        old.held_stop.cancel();
-        self.retired.push(old);
+        self.retired.retain(|r| !r.task.is_finished());
+        self.retired.push(Retired {
+            outputs: old.outputs.clone(),
+            task: tokio::spawn(old.finish()),
+        });
         self.service = plan.service;
 
         for mut spec in plan.inputs {
@@ -416,8 +436,13 @@ impl Engine {
         let input_metrics: Vec<_> = self.inputs.iter().map(|i| i.metrics.clone()).collect();
         let filter_metrics = self.current.filters.clone();
         let mut output_metrics = Vec::new();
-        for g in self.retired.iter().chain([&self.current]) {
-            output_metrics.extend(g.outputs.iter().cloned());
+        for outputs in self
+            .retired
+            .iter()
+            .map(|r| &r.outputs)
+            .chain([&self.current.outputs])
+        {
+            output_metrics.extend(outputs.iter().cloned());
         }
         let deadline = tokio::time::Instant::now() + grace;
         let self_unrouted = self.unrouted.get();
@@ -436,8 +461,11 @@ impl Engine {
             // With the inputs done, the pipeline is only held here and by the holding filters'
             // tasks: once they flush, the output queues close and the lanes finish.
             drop(pipeline);
-            for g in retired.into_iter().chain([current]) {
-                g.finish().await;
+            // Every generation flushes and drains at once: a retired output still retrying
+            // must not hold back the current filters' final flush.
+            let current = tokio::spawn(current.finish());
+            for task in retired.into_iter().map(|r| r.task).chain([current]) {
+                let _ = task.await;
             }
         })
         .await
@@ -519,6 +547,7 @@ impl Generation {
         outputs: Vec<OutputSpec>,
         generation: u64,
         unrouted: &Arc<Counter>,
+        predecessor: Option<CancellationToken>,
     ) -> (Generation, Arc<Pipeline>) {
         let backoff = Backoff {
             base: service.scheduler_base,
@@ -537,12 +566,16 @@ impl Generation {
                 backoff,
                 workers: o.workers,
             });
-            lane_tasks.push(tokio::spawn(delivery::run(
-                o.output,
-                rx,
-                settings,
-                metrics.clone(),
-            )));
+            let wait = predecessor
+                .clone()
+                .filter(|_| o.output.waits_for_predecessor());
+            let run = delivery::run(o.output, rx, settings, metrics.clone());
+            lane_tasks.push(tokio::spawn(async move {
+                if let Some(previous) = wait {
+                    previous.cancelled().await;
+                }
+                run.await;
+            }));
             lanes.push(Lane {
                 matcher: o.matcher,
                 queue: tx,
@@ -587,6 +620,7 @@ impl Generation {
                 held_tasks,
                 filters: filter_metrics,
                 outputs: output_metrics,
+                done: CancellationToken::new(),
             },
             pipeline,
         )
@@ -602,6 +636,7 @@ impl Generation {
         for t in self.lane_tasks {
             let _ = t.await;
         }
+        self.done.cancel();
     }
 }
 

@@ -257,7 +257,9 @@ impl Connection {
                             self.refuse_long_line(self.buf.len());
                         }
                         self.discarding = true;
-                        self.buf.clear();
+                        // Keep what could be the start of a separator cut by the read.
+                        let keep = settings.separator.len() - 1;
+                        self.buf.advance(self.buf.len() - keep);
                     }
                     break;
                 }

@@ -97,7 +97,11 @@ async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken
                 }
             }
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                };
                 let state = state.clone();
                 let stop = stop.clone();
                 connections.spawn(async move {
@@ -110,7 +114,10 @@ async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken
                     tokio::pin!(conn);
                     tokio::select! {
                         _ = conn.as_mut() => {}
-                        () = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+                        () = stop.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
                     }
                 });
             }

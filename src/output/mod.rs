@@ -108,6 +108,12 @@ pub trait Output: Send + Sync {
 
     /// Called once after the last flush, before the router exits.
     async fn shutdown(&self) {}
+
+    /// Whether this output keeps state outside itself (files in a store dir) that the instance
+    /// it replaces on reload may still be using: if so, it starts once the old one is done.
+    fn waits_for_predecessor(&self) -> bool {
+        false
+    }
 }
 
 /// Default bound on what an output holds in memory (queued and in flight).

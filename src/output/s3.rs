@@ -526,6 +526,12 @@ fn gzip_file(from: &Path, to: &Path) -> std::io::Result<()> {
 
 #[async_trait]
 impl Output for S3 {
+    /// The buffer files and the `$INDEX` counter in `store_dir` belong to one instance at a
+    /// time.
+    fn waits_for_predecessor(&self) -> bool {
+        true
+    }
+
     async fn start(&self) {
         if let Ok(text) = tokio::fs::read_to_string(self.inner.s.dir.join("index")).await
             && let Ok(n) = text.trim().parse()
