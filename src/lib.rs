@@ -6,10 +6,12 @@
 //! type) → [`engine::emitter`] (filters from [`filter`], routing by [`router`], bounded queues)
 //! → [`engine::delivery`] (flush, retry) → [`output`]. [`config`] and [`cli`] build the plan.
 
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod filter;
+pub mod http;
 pub mod input;
 pub mod logging;
 pub mod monitoring;

@@ -1,15 +1,20 @@
-//! What the AWS outputs share: region, endpoint and credentials settings, and the SDK
-//! configuration built from them.
+//! What the AWS outputs share: the region, endpoint, credentials and TLS keys of a section, and
+//! the [`aws::Client`] built from them.
 //!
-//! Credentials come from the SDK's standard chain (environment, profile, ECS container
-//! credentials, web identity, instance metadata), optionally through STS AssumeRole
-//! (`role_arn`, `external_id`, `sts_endpoint`). The configuration is loaded on first use,
+//! Credentials come from the standard chain ([`aws::credentials`]), optionally through STS
+//! AssumeRole (`role_arn`, `external_id`, `sts_endpoint`). The client is built on first use,
 //! inside the runtime; a missing region or unusable credentials make that flush fail with a
 //! clear message and the data is retried.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::aws::{self, CredentialsProvider, Service};
 use crate::config::{ConfigError, Section};
+use crate::http::TlsSettings;
+
+/// How long one AWS request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The AWS keys of an output section.
 #[derive(Debug, Clone)]
@@ -22,10 +27,11 @@ pub struct AwsSettings {
     pub external_id: Option<String>,
     pub sts_endpoint: Option<String>,
     pub profile: Option<String>,
+    pub tls: TlsSettings,
 }
 
 impl AwsSettings {
-    pub fn from_section(section: &Section) -> Result<Self, ConfigError> {
+    pub fn from_section(section: &Section, plugin: &str) -> Result<Self, ConfigError> {
         let port = section.uint("port")?;
         let tls = section.bool("tls", true)?;
         let endpoint = section.str("endpoint").map(|e| {
@@ -42,19 +48,12 @@ impl AwsSettings {
         let url = |key: &str| -> Result<Option<String>, ConfigError> {
             match section.entry(key) {
                 Some(e) if !e.value.contains("://") => Ok(Some(format!("https://{}", e.value))),
-                Some(e) => Ok(Some(e.value.clone())),
+                Some(e) => Ok(Some(e.value.trim_end_matches('/').to_string())),
                 None => Ok(None),
             }
         };
-        // Fluent Bit's TLS detail keys: rustls with the system roots here.
-        for key in [
-            "tls.verify",
-            "tls.ca_file",
-            "tls.debug",
-            "auto_retry_requests",
-        ] {
-            section.all(key).for_each(drop);
-        }
+        // Retries are the engine's (Retry_Limit); Fluent Bit's immediate retry adds nothing.
+        section.all("auto_retry_requests").for_each(drop);
         Ok(AwsSettings {
             region: section.str("region").map(str::to_string),
             endpoint,
@@ -62,51 +61,61 @@ impl AwsSettings {
             external_id: section.str("external_id").map(str::to_string),
             sts_endpoint: url("sts_endpoint")?,
             profile: section.str("profile").map(str::to_string),
+            tls: TlsSettings::from_section(section, plugin)?,
         })
     }
 
-    /// Loads the SDK configuration: region, credentials (assuming `role_arn` if set), endpoint.
-    pub async fn load(&self) -> Result<SdkConfig, String> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(r) = &self.region {
-            loader = loader.region(Region::new(r.clone()));
-        }
-        if let Some(p) = &self.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(e) = &self.endpoint {
-            loader = loader.endpoint_url(e);
-        }
-        let config = loader.load().await;
-        if config.region().is_none() {
-            return Err(
-                "no AWS region: set 'region' in the output section, or AWS_REGION in the environment"
-                    .into(),
+    /// The region: the section's, else the environment's or the profile's.
+    pub fn resolved_region(&self) -> Result<String, aws::Error> {
+        self.region
+            .clone()
+            .filter(|r| !r.is_empty())
+            .or_else(|| aws::default_region(self.profile.as_deref()))
+            .ok_or(aws::Error::NoRegion)
+    }
+
+    /// A client for `service`: `endpoint` if the section sets one, else `default_endpoint` of
+    /// the region.
+    pub fn client(
+        &self,
+        service: Service,
+        default_endpoint: impl FnOnce(&str) -> String,
+    ) -> Result<aws::Client, aws::Error> {
+        let region = self.resolved_region()?;
+        let http = crate::http::client(&self.tls, REQUEST_TIMEOUT, None)?;
+        let mut credentials = Arc::new(CredentialsProvider::chain(
+            http.clone(),
+            self.profile.clone(),
+            region.clone(),
+            self.sts_endpoint.clone(),
+        ));
+        if let Some(role) = &self.role_arn {
+            let sts = aws::Client::new(
+                http.clone(),
+                Service::Sts,
+                region.clone(),
+                self.sts_endpoint
+                    .clone()
+                    .unwrap_or_else(|| aws::endpoint("sts", &region)),
+                credentials,
             );
+            credentials = Arc::new(CredentialsProvider::assume_role(
+                sts,
+                role.clone(),
+                self.external_id.clone(),
+            ));
         }
-        let Some(role) = &self.role_arn else {
-            return Ok(config);
-        };
-        let mut sts = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(region) = config.region() {
-            sts = sts.region(region.clone());
-        }
-        if let Some(e) = &self.sts_endpoint {
-            sts = sts.endpoint_url(e);
-        }
-        let sts = sts.load().await;
-        let mut provider =
-            aws_config::sts::AssumeRoleProvider::builder(role).session_name("logrouter");
-        if let Some(id) = &self.external_id {
-            provider = provider.external_id(id);
-        }
-        let provider = provider.configure(&sts).build().await;
-        Ok(config
-            .into_builder()
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
-            )
-            .build())
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| default_endpoint(&region));
+        Ok(aws::Client::new(
+            http,
+            service,
+            region,
+            endpoint,
+            credentials,
+        ))
     }
 
     /// Where requests go, for messages.
@@ -130,7 +139,7 @@ mod tests {
         for (k, v) in lines {
             s.push(*k, *v, loc.clone());
         }
-        AwsSettings::from_section(&s).unwrap()
+        AwsSettings::from_section(&s, "output:test").unwrap()
     }
 
     #[test]
@@ -154,5 +163,20 @@ mod tests {
             ("role_arn", "arn:aws:iam::1:role/r"),
         ]);
         assert_eq!(s.sts_endpoint.as_deref(), Some("https://sts.example.com"));
+        assert_eq!(
+            aws::endpoint("firehose", "cn-north-1"),
+            "https://firehose.cn-north-1.amazonaws.com.cn"
+        );
+    }
+
+    #[test]
+    fn tls_keys_are_read_and_a_bad_ca_file_is_a_config_error() {
+        let s = settings(&[("tls.verify", "Off")]);
+        assert!(!s.tls.verify);
+        let loc = Location::command_line();
+        let mut sec = Section::new(SectionKind::Output, loc.clone());
+        sec.push("tls.ca_file", "/nonexistent/ca.pem", loc.clone());
+        let err = AwsSettings::from_section(&sec, "output:test").unwrap_err();
+        assert!(err.to_string().contains("tls.ca_file"), "{err}");
     }
 }

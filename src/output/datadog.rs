@@ -71,19 +71,21 @@ impl Datadog {
         let port = section.uint("port")?.unwrap_or(if tls { 443 } else { 80 });
         let scheme = if tls { "https" } else { "http" };
         let url = format!("{scheme}://{host}:{port}/api/v2/logs");
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-        if let Some(p) = section.entry("proxy") {
-            let proxy = reqwest::Proxy::all(&p.value).map_err(|e| {
+        let proxy = match section.entry("proxy") {
+            Some(p) => Some(reqwest::Proxy::all(&p.value).map_err(|e| {
                 ConfigError::new(&p.loc, format!("proxy '{}' is not usable: {e}", p.value))
+            })?),
+            None => None,
+        };
+        let tls_settings =
+            crate::http::TlsSettings::from_section(section, &format!("output:datadog:{name}"))?;
+        let client =
+            crate::http::client(&tls_settings, Duration::from_secs(30), proxy).map_err(|e| {
+                ConfigError::new(
+                    &section.loc,
+                    format!("datadog: cannot build the HTTP client: {e}"),
+                )
             })?;
-            builder = builder.proxy(proxy);
-        }
-        let client = builder.build().map_err(|e| {
-            ConfigError::new(
-                &section.loc,
-                format!("datadog: cannot build the HTTP client: {e}"),
-            )
-        })?;
         let mut headers = Vec::new();
         for e in section.all("header") {
             let (k, v) = e

@@ -16,15 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_firehose::error::{DisplayErrorContext, SdkError};
-use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchError;
-use aws_sdk_firehose::primitives::Blob;
-use aws_sdk_firehose::types::Record;
+use base64::Engine;
 use tokio::sync::OnceCell;
 
 use super::aws::AwsSettings;
 use super::format::TimeKeyFormat;
 use super::{Chunk, FlushError, Output};
+use crate::aws::{self, Request};
 use crate::config::{ConfigError, Section, Service};
 use crate::engine::metrics::{DropReason, OutputMetrics};
 use crate::msgpack::json::JsonStyle;
@@ -42,7 +40,7 @@ pub struct Firehose {
     name: String,
     stream: String,
     aws: AwsSettings,
-    client: OnceCell<aws_sdk_firehose::Client>,
+    client: OnceCell<aws::Client>,
     json: JsonStyle,
     time_key: Option<(String, TimeKeyFormat)>,
     log_key: Option<String>,
@@ -85,7 +83,7 @@ impl Firehose {
         Ok(Firehose {
             name: name.to_string(),
             stream,
-            aws: AwsSettings::from_section(section)?,
+            aws: AwsSettings::from_section(section, &format!("output:firehose:{name}"))?,
             client: OnceCell::new(),
             json: JsonStyle {
                 escape_unicode: service.json_escape_unicode,
@@ -108,11 +106,14 @@ impl Firehose {
         })
     }
 
-    async fn client(&self) -> Result<&aws_sdk_firehose::Client, FlushError> {
+    async fn client(&self) -> Result<&aws::Client, FlushError> {
         self.client
             .get_or_try_init(|| async {
-                let config = self.aws.load().await.map_err(FlushError::Retry)?;
-                Ok(aws_sdk_firehose::Client::new(&config))
+                self.aws
+                    .client(aws::Service::Firehose, |region| {
+                        aws::endpoint("firehose", region)
+                    })
+                    .map_err(|e| FlushError::Retry(e.to_string()))
             })
             .await
     }
@@ -277,38 +278,67 @@ impl Firehose {
         None
     }
 
+    /// The PutRecordBatch request body, written once: each record base64-encoded in place.
+    fn body(&self, batch: &[Outgoing]) -> Vec<u8> {
+        let size = 64
+            + self.stream.len()
+            + batch
+                .iter()
+                .map(|o| call_bytes(o.data.len()))
+                .sum::<usize>();
+        let mut b = Vec::with_capacity(size);
+        b.extend_from_slice(b"{\"DeliveryStreamName\":");
+        self.json.str(&mut b, self.stream.as_bytes());
+        b.extend_from_slice(b",\"Records\":[");
+        for (i, o) in batch.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            b.extend_from_slice(b"{\"Data\":\"");
+            let at = b.len();
+            b.resize(at + base64::encoded_len(o.data.len(), true).unwrap_or(0), 0);
+            let n = base64::engine::general_purpose::STANDARD
+                .encode_slice(&o.data, &mut b[at..])
+                .unwrap_or(0);
+            b.truncate(at + n);
+            b.extend_from_slice(b"\"}");
+        }
+        b.extend_from_slice(b"]}");
+        b
+    }
+
     /// Sends `batch` until every record is accepted; rejected records are resent alone.
     async fn put(
         &self,
-        client: &aws_sdk_firehose::Client,
+        client: &aws::Client,
         mut batch: Vec<Outgoing>,
         chunk: &mut Chunk,
     ) -> Result<(), FlushError> {
         let mut attempt = 0;
         loop {
-            let records = batch
-                .iter()
-                .map(|o| Record::builder().data(Blob::new(o.data.clone())).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| FlushError::Permanent(format!("building the request: {e}")))?;
-            let reply = client
-                .put_record_batch()
-                .delivery_stream_name(&self.stream)
-                .set_records(Some(records))
-                .send()
-                .await
-                .map_err(|e| self.classify(e))?;
-            let responses = reply.request_responses();
+            let req = Request::new(reqwest::Method::POST, "/", self.body(&batch).into())
+                .header("content-type", "application/x-amz-json-1.1")
+                .header("x-amz-target", "Firehose_20150804.PutRecordBatch");
+            let reply = client.send(req).await.map_err(|e| self.classify(e))?;
+            let reply: PutReply = serde_json::from_slice(&reply.body).map_err(|e| {
+                FlushError::Retry(format!(
+                    "PutRecordBatch to '{}' at {}: unreadable answer: {e}",
+                    self.stream,
+                    self.aws.describe()
+                ))
+            })?;
+            let responses = reply.responses;
             let mut failed = Vec::new();
             let mut reason = String::new();
             for (i, o) in batch.into_iter().enumerate() {
-                match responses.get(i).and_then(|r| r.error_code()) {
-                    None if i < responses.len() => {
-                        o.events.iter().for_each(|&e| chunk.mark_delivered(e))
-                    }
+                match responses.get(i).map(|r| r.error_code.as_deref()) {
+                    Some(None) => o.events.iter().for_each(|&e| chunk.mark_delivered(e)),
                     code => {
                         if reason.is_empty() {
-                            reason = code.unwrap_or("no response for the record").to_string();
+                            reason = code
+                                .flatten()
+                                .unwrap_or("no response for the record")
+                                .to_string();
                         }
                         failed.push(o);
                     }
@@ -333,24 +363,41 @@ impl Firehose {
         }
     }
 
-    fn classify(&self, e: SdkError<PutRecordBatchError>) -> FlushError {
+    fn classify(&self, e: aws::Error) -> FlushError {
         let msg = format!(
-            "PutRecordBatch to '{}' at {}: {}",
+            "PutRecordBatch to '{}' at {}: {e}",
             self.stream,
             self.aws.describe(),
-            DisplayErrorContext(&e)
         );
-        match e.as_service_error() {
-            Some(PutRecordBatchError::InvalidArgumentException(_)) => FlushError::Permanent(msg),
-            _ => FlushError::Retry(msg),
+        if e.is_retryable() {
+            FlushError::Retry(msg)
+        } else {
+            FlushError::Permanent(msg)
         }
     }
+}
+
+/// What the router reads of a PutRecordBatch answer: per record, in order, an error or not.
+#[derive(serde::Deserialize)]
+struct PutReply {
+    #[serde(rename = "RequestResponses", default)]
+    responses: Vec<PutEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct PutEntry {
+    #[serde(rename = "ErrorCode", default)]
+    error_code: Option<String>,
 }
 
 #[async_trait]
 impl Output for Firehose {
     async fn start(&self) {
-        if let Err(e) = self.client().await {
+        let checked = match self.client().await {
+            Ok(c) => c.check_credentials().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = checked {
             tracing::error!(
                 "[output:firehose:{}] {e}; records are kept and retried",
                 self.name

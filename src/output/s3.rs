@@ -20,14 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectCannedAcl, StorageClass};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::{Mutex, Notify, OnceCell};
 
 use super::aws::AwsSettings;
 use super::{Chunk, FlushError, JsonRecord, Output};
+use crate::aws::{self, Request, xml_escape, xml_text};
 use crate::config::{ConfigError, Section, Service};
 use crate::engine::metrics::OutputMetrics;
 use crate::msgpack::ValueRef;
@@ -47,8 +46,8 @@ struct Settings {
     use_put_object: bool,
     gzip: bool,
     content_type: Option<String>,
-    storage_class: Option<StorageClass>,
-    canned_acl: Option<ObjectCannedAcl>,
+    storage_class: Option<String>,
+    canned_acl: Option<String>,
     log_key: Option<String>,
     json: JsonRecord,
     dir: PathBuf,
@@ -65,7 +64,7 @@ struct Active {
 struct Inner {
     s: Settings,
     aws: AwsSettings,
-    client: OnceCell<aws_sdk_s3::Client>,
+    client: OnceCell<aws::Client>,
     active: Mutex<HashMap<Tag, Active>>,
     /// Bytes in the store (active and sealed files).
     stored: AtomicU64,
@@ -125,8 +124,8 @@ impl S3 {
             use_put_object: section.bool("use_put_object", false)?,
             gzip,
             content_type: section.str("content_type").map(str::to_string),
-            storage_class: section.str("storage_class").map(StorageClass::from),
-            canned_acl: section.str("canned_acl").map(ObjectCannedAcl::from),
+            storage_class: section.str("storage_class").map(str::to_string),
+            canned_acl: section.str("canned_acl").map(str::to_string),
             log_key: section.str("log_key").map(str::to_string),
             json: JsonRecord::from_section(section, "date", service)?,
             dir_limit: section.size("store_dir_limit_size")?.unwrap_or(0),
@@ -151,7 +150,7 @@ impl S3 {
         Ok(S3 {
             inner: Arc::new(Inner {
                 s,
-                aws: AwsSettings::from_section(section)?,
+                aws: AwsSettings::from_section(section, &format!("output:s3:{name}"))?,
                 client: OnceCell::new(),
                 active: Mutex::new(HashMap::new()),
                 stored: AtomicU64::new(0),
@@ -210,17 +209,51 @@ fn meta_path(data: &Path) -> PathBuf {
 }
 
 impl Inner {
-    async fn client(&self) -> Result<&aws_sdk_s3::Client, String> {
+    async fn client(&self) -> Result<&aws::Client, String> {
         self.client
             .get_or_try_init(|| async {
-                let config = self.aws.load().await?;
-                let mut b = aws_sdk_s3::config::Builder::from(&config);
-                if self.aws.endpoint.is_some() {
-                    b = b.force_path_style(true);
-                }
-                Ok(aws_sdk_s3::Client::from_conf(b.build()))
+                let bucket = &self.s.bucket;
+                self.aws
+                    .client(aws::Service::S3, |region| {
+                        // Virtual-hosted style on AWS; path style for a custom endpoint (and for
+                        // bucket names with dots, which TLS cannot name as hosts).
+                        let base = aws::endpoint("s3", region);
+                        if bucket.contains('.') {
+                            base
+                        } else {
+                            base.replacen("https://", &format!("https://{bucket}."), 1)
+                        }
+                    })
+                    .map_err(|e| e.to_string())
             })
             .await
+    }
+
+    /// The request path of object `key`, with the bucket for path-style endpoints.
+    fn object_path(&self, key: &str) -> String {
+        let key = utf8_percent_encode(key, KEY_SET);
+        if self.aws.endpoint.is_some() || self.s.bucket.contains('.') {
+            format!("/{}/{key}", self.s.bucket)
+        } else {
+            format!("/{key}")
+        }
+    }
+
+    /// The object headers of PutObject and CreateMultipartUpload.
+    fn object_headers(&self, mut req: Request) -> Request {
+        if let Some(t) = &self.s.content_type {
+            req = req.header("content-type", t.clone());
+        }
+        if self.s.gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        if let Some(c) = &self.s.storage_class {
+            req = req.header("x-amz-storage-class", c.clone());
+        }
+        if let Some(a) = &self.s.canned_acl {
+            req = req.header("x-amz-acl", a.clone());
+        }
+        req
     }
 
     /// Appends `lines` to the tag's buffer file, sealing it when full or old.
@@ -358,7 +391,7 @@ impl Inner {
 
     async fn send_file(
         &self,
-        client: &aws_sdk_s3::Client,
+        client: &aws::Client,
         source: &Path,
         key: &str,
     ) -> Result<(), String> {
@@ -376,121 +409,85 @@ impl Inner {
                 self.aws.describe()
             )
         };
+        let path = self.object_path(key);
+        // Bodies are streamed from the file (UNSIGNED-PAYLOAD): memory stays flat whatever the
+        // file or part size.
         if self.s.use_put_object || size < MIN_PART {
-            let body = ByteStream::from_path(source)
+            let req = file_range(source, &path, 0, size)
                 .await
-                .map_err(|e| e.to_string())?;
-            let req = client
-                .put_object()
-                .bucket(&self.s.bucket)
-                .key(key)
-                .body(body);
-            self.object_settings_put(req)
-                .send()
+                .map_err(|e| err(&e))?;
+            client
+                .send(self.object_headers(req))
                 .await
-                .map_err(|e| err(&DisplayErrorContext(e)))?;
+                .map_err(|e| err(&e))?;
             return Ok(());
         }
-        let mut create = client
-            .create_multipart_upload()
-            .bucket(&self.s.bucket)
-            .key(key);
-        if let Some(t) = &self.s.content_type {
-            create = create.content_type(t);
-        }
-        if self.s.gzip {
-            create = create.content_encoding("gzip");
-        }
-        if let Some(c) = &self.s.storage_class {
-            create = create.storage_class(c.clone());
-        }
-        if let Some(a) = &self.s.canned_acl {
-            create = create.acl(a.clone());
-        }
-        let upload = create
-            .send()
+        let create = Request::new(
+            reqwest::Method::POST,
+            format!("{path}?uploads"),
+            bytes::Bytes::new(),
+        );
+        let answer = client
+            .send(self.object_headers(create))
             .await
-            .map_err(|e| err(&DisplayErrorContext(e)))?;
-        let id = upload.upload_id().ok_or("no upload id")?.to_string();
+            .map_err(|e| err(&e))?;
+        let id = xml_text(&String::from_utf8_lossy(&answer.body), "UploadId")
+            .ok_or_else(|| err(&"CreateMultipartUpload answered no UploadId"))?;
+        let id_q = utf8_percent_encode(&id, NON_ALPHANUMERIC).to_string();
         let result: Result<(), String> = async {
-            let mut file = tokio::fs::File::open(source)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut parts = Vec::new();
+            let mut parts = String::new();
             let mut number = 0;
-            loop {
-                let mut part = Vec::with_capacity(self.s.upload_chunk_size as usize);
-                (&mut file)
-                    .take(self.s.upload_chunk_size)
-                    .read_to_end(&mut part)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if part.is_empty() {
-                    break;
-                }
+            let mut offset = 0;
+            while offset < size {
+                let len = self.s.upload_chunk_size.min(size - offset);
                 number += 1;
-                let out = client
-                    .upload_part()
-                    .bucket(&self.s.bucket)
-                    .key(key)
-                    .upload_id(&id)
-                    .part_number(number)
-                    .body(ByteStream::from(part))
-                    .send()
+                let mut req = file_range(source, &path, offset, len)
                     .await
-                    .map_err(|e| err(&DisplayErrorContext(e)))?;
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(out.e_tag().map(str::to_string))
-                        .build(),
-                );
+                    .map_err(|e| err(&e))?;
+                req.path = format!("{path}?partNumber={number}&uploadId={id_q}");
+                let out = client.send(req).await.map_err(|e| err(&e))?;
+                let etag = out
+                    .headers
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                parts.push_str(&format!(
+                    "<Part><PartNumber>{number}</PartNumber><ETag>{}</ETag></Part>",
+                    xml_escape(etag)
+                ));
+                offset += len;
             }
-            client
-                .complete_multipart_upload()
-                .bucket(&self.s.bucket)
-                .key(key)
-                .upload_id(&id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| err(&DisplayErrorContext(e)))?;
+            let body = format!(
+                "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{parts}</CompleteMultipartUpload>"
+            );
+            let complete = Request::new(
+                reqwest::Method::POST,
+                format!("{path}?uploadId={id_q}"),
+                body.into(),
+            )
+            .header("content-type", "application/xml");
+            let answer = client.send(complete).await.map_err(|e| err(&e))?;
+            // S3 can answer 200 and still report an error in the body.
+            let text = String::from_utf8_lossy(&answer.body);
+            if text.contains("<Error>") {
+                return Err(err(&format!(
+                    "CompleteMultipartUpload: {}: {}",
+                    xml_text(&text, "Code").unwrap_or_default(),
+                    xml_text(&text, "Message").unwrap_or_default()
+                )));
+            }
             Ok(())
         }
         .await;
         if result.is_err() {
-            let _ = client
-                .abort_multipart_upload()
-                .bucket(&self.s.bucket)
-                .key(key)
-                .upload_id(&id)
-                .send()
-                .await;
+            let abort = Request::new(
+                reqwest::Method::DELETE,
+                format!("{path}?uploadId={id_q}"),
+                bytes::Bytes::new(),
+            );
+            let _ = client.send(abort).await;
         }
         result
-    }
-
-    fn object_settings_put(
-        &self,
-        mut req: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
-    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
-        if let Some(t) = &self.s.content_type {
-            req = req.content_type(t);
-        }
-        if self.s.gzip {
-            req = req.content_encoding("gzip");
-        }
-        if let Some(c) = &self.s.storage_class {
-            req = req.storage_class(c.clone());
-        }
-        if let Some(a) = &self.s.canned_acl {
-            req = req.acl(a.clone());
-        }
-        req
     }
 
     /// Uploads sealed files when woken or every second, with backoff after failures.
@@ -514,6 +511,21 @@ impl Inner {
         }
     }
 }
+
+/// A PUT to `path` of `len` bytes of the file from `offset`, streamed.
+async fn file_range(source: &Path, path: &str, offset: u64, len: u64) -> std::io::Result<Request> {
+    let mut f = tokio::fs::File::open(source).await?;
+    f.seek(std::io::SeekFrom::Start(offset)).await?;
+    Ok(Request::stream(path, f.take(len), len))
+}
+
+/// Key characters sent as they are: RFC 3986's unreserved ones and `/`.
+const KEY_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 /// Compresses `from` into `to` as one gzip member, streaming.
 fn gzip_file(from: &Path, to: &Path) -> std::io::Result<()> {
