@@ -154,6 +154,7 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
                 emitter.metrics().bytes.add(n as u64);
                 trickle = n < READ_SIZE / 2;
                 last_read = tokio::time::Instant::now();
+                conn.compact();
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(_) => break,
@@ -187,6 +188,19 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
 }
 
 impl Connection {
+    /// Records are slices of the buffer they were read into, and keep all of it alive while
+    /// they wait in queues, which count only the records' own bytes. A small read into a
+    /// mostly empty buffer is therefore moved to an allocation of its own size, so the memory
+    /// held stays within twice what the budgets count. Large reads (a buffer reserved for a
+    /// big frame) fill their buffer and are kept as they are: no copy, and no quadratic
+    /// re-copying of a frame that arrives over many reads.
+    fn compact(&mut self) {
+        let cap = self.buf.capacity();
+        if cap <= 2 * READ_SIZE && self.buf.len() * 2 < cap {
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
+    }
+
     /// How much to read next: enough for the frame being received, within the chunk size.
     fn read_size(&self) -> usize {
         let owed = (self.scanner.scanned() as usize).saturating_sub(self.buf.len());
