@@ -482,9 +482,6 @@ fn form_body(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
