@@ -1083,6 +1083,15 @@ def list_scenarios() -> None:
         print(f"{k:16} = {' '.join(v)}")
 
 
+def default_router() -> Path:
+    """The build that ships (scripts/build-release.sh: static, not position-independent) if
+    there is one, else the plain release build."""
+    host = subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout
+    triple = next((l.split()[1] for l in host.splitlines() if l.startswith("host:")), "")
+    shipped = ROOT / "target" / triple / "release" / "logrouter"
+    return shipped if triple and shipped.exists() else ROOT / "target/release/logrouter"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenarios", nargs="*", default=["all"],
@@ -1090,7 +1099,9 @@ def main() -> None:
     ap.add_argument("-d", "--duration", type=float, default=30,
                     help="seconds of load (or of idling) per run (30)")
     ap.add_argument("-r", "--runs", type=int, default=1, help="runs per scenario; the median is shown (1)")
-    ap.add_argument("--router", default=str(ROOT / "target/release/logrouter"))
+    ap.add_argument("--router", default=str(default_router()),
+                    help="the logrouter binary (default: the shipped build of scripts/build-release.sh "
+                         "when present, else target/release/logrouter)")
     ap.add_argument("--fluent-bit", metavar="PATH",
                     help=f"the Fluent Bit binary to run beside logrouter ({DEFAULT_FLUENT_BIT}, "
                          "when it exists)")

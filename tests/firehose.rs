@@ -277,3 +277,27 @@ fn role_arn_assumes_the_role_through_sts() {
     send_nginx(&router, 20, 10);
     exactly_once(&moto, 20);
 }
+
+#[test]
+fn a_full_request_goes_out_without_waiting_for_flush() {
+    let moto = Moto::start();
+    moto.setup("sink", Some("logs"));
+    let proxy = FaultProxy::start(&moto.endpoint, vec![]);
+    // Flush 60: only whole PutRecordBatch requests (500 records) may leave before it.
+    let conf =
+        config(&proxy.endpoint, "    Workers 1").replace("Flush          0.2", "Flush          60");
+    let router = Router::start_with(&conf, 1, AWS_ENV);
+    send_nginx(&router, 1000, 20);
+    assert!(
+        wait_until(Duration::from_secs(20), || proxy
+            .calls()
+            .iter()
+            .map(|c| c.records)
+            .sum::<usize>()
+            >= 500),
+        "a full request's worth should have gone out long before Flush; calls: {:?}",
+        proxy.calls().iter().map(|c| c.records).collect::<Vec<_>>()
+    );
+    assert!(proxy.calls().iter().all(|c| c.records <= 500));
+    assert!(delivered(&moto).len() >= 500);
+}

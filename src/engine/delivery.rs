@@ -1,5 +1,5 @@
 //! One output's delivery: gathers queued batches into chunks, flushes a chunk every `Flush`
-//! seconds or as soon as it is full, and retries failed chunks with backoff up to
+//! seconds or as soon as it is full (2 MB, or a whole request of the output), and retries failed chunks with backoff up to
 //! `Retry_Limit`. With `Workers N`, up to N chunks are in flight at once (N = 1 keeps order).
 
 use std::sync::Arc;
@@ -59,6 +59,8 @@ pub async fn run(
     let workers = Arc::new(Semaphore::new(settings.workers));
     let mut pending: Vec<Queued> = Vec::new();
     let mut pending_bytes = 0usize;
+    let mut pending_records = 0usize;
+    let full_records = output.records_per_request().unwrap_or(usize::MAX);
     let mut deadline: Option<Instant> = None;
     loop {
         let full = tokio::select! {
@@ -68,8 +70,9 @@ pub async fn run(
                         deadline = Some(Instant::now() + settings.flush);
                     }
                     pending_bytes += q.batch.bytes;
+                    pending_records += q.batch.len();
                     pending.push(q);
-                    pending_bytes >= CHUNK_BYTES
+                    pending_bytes >= CHUNK_BYTES || pending_records >= full_records
                 }
                 None => break,
             },
@@ -78,6 +81,7 @@ pub async fn run(
         if full {
             let chunk = std::mem::take(&mut pending);
             pending_bytes = 0;
+            pending_records = 0;
             deadline = None;
             let Ok(permit) = workers.clone().acquire_owned().await else {
                 break;

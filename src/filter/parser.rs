@@ -49,6 +49,7 @@ impl ParserFilter {
                         ),
                     )
                 })?;
+            p.prepare()?;
             parsers.push(p.clone());
         }
         if parsers.is_empty() {

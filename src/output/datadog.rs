@@ -301,6 +301,10 @@ fn ecs_tags(event: &Event) -> Vec<(String, &'static str)> {
 
 #[async_trait]
 impl Output for Datadog {
+    fn records_per_request(&self) -> Option<usize> {
+        Some(MAX_ENTRIES)
+    }
+
     async fn flush(&self, chunk: &mut Chunk) -> Result<(), FlushError> {
         // Entries of this chunk not yet delivered, encoded; oversize logs shortened or dropped.
         let mut entries: Vec<(usize, Vec<u8>)> = Vec::new();

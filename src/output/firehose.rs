@@ -405,6 +405,11 @@ impl Output for Firehose {
         }
     }
 
+    fn records_per_request(&self) -> Option<usize> {
+        // With simple_aggregation many events share one Firehose record.
+        (!self.aggregate).then_some(MAX_RECORDS)
+    }
+
     async fn flush(&self, chunk: &mut Chunk) -> Result<(), FlushError> {
         let client = self.client().await?;
         let records = self.records(chunk);

@@ -109,6 +109,13 @@ pub trait Output: Send + Sync {
     /// Called once after the last flush, before the router exits.
     async fn shutdown(&self) {}
 
+    /// The most records one request of this output carries (Firehose: 500). A chunk that
+    /// holds that many is flushed at once instead of waiting for `Flush`: waiting would send
+    /// the same requests later while holding the records in memory meanwhile.
+    fn records_per_request(&self) -> Option<usize> {
+        None
+    }
+
     /// Whether this output keeps state outside itself (files in a store dir) that the instance
     /// it replaces on reload may still be using: if so, it starts once the old one is done.
     fn waits_for_predecessor(&self) -> bool {

@@ -1,7 +1,10 @@
 //! `[PARSER]` sections: named ways to turn a text field into a structured record.
 //!
-//! A parser is compiled once at load (regex, time format, types), so a broken definition is an
-//! error with file and line, and parsing a line costs no allocation beyond the record it builds.
+//! A parser is checked once at load (regex syntax, time format, types), so a broken definition
+//! is an error with file and line, and parsing a line costs no allocation beyond the record it
+//! builds. A regex is compiled only when a filter uses its parser ([`Parser::prepare`]), and
+//! not at all when the one-pass field matcher runs it: a parsers file holds many parsers that a
+//! config never uses, and compiled automata are the largest part of an idle router's heap.
 //! Every format funnels its fields through one path that applies `Time_Key` / `Time_Keep`,
 //! `Types` and `Skip_Empty_Values`, as Fluent Bit does.
 
@@ -11,11 +14,11 @@ pub mod logfmt;
 pub mod ltsv;
 pub mod time;
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use regex::bytes::{CaptureLocations, Regex};
 
-use crate::config::{ConfigError, Section};
+use crate::config::{ConfigError, Location, Section};
 use crate::msgpack::{Reader, ValueRef, write};
 use crate::record::{EventTime, Fields, RecordBuilder};
 use fields::FieldMatcher;
@@ -30,7 +33,11 @@ enum Format {
     /// A regular expression whose named groups become fields, with a pool of capture slots so
     /// concurrent callers do not allocate.
     Regex {
-        regex: Regex,
+        pattern: Box<str>,
+        /// Where `Regex` was set, for a compile error.
+        loc: Location,
+        /// The compiled regex, built by `prepare` (`None`: it did not compile).
+        compiled: OnceLock<Option<Regex>>,
         /// The one-pass matcher, when the regex is a sequence of delimited fields.
         fast: Option<FieldMatcher>,
         /// Group index and name of each named group, in pattern order.
@@ -164,11 +171,15 @@ impl Parser {
                 }
             }
             Format::Regex {
-                regex,
+                pattern,
+                compiled,
                 groups,
                 slots,
                 ..
             } => {
+                let Some(regex) = compiled.get_or_init(|| Regex::new(pattern).ok()) else {
+                    return None;
+                };
                 let mut locs = slots
                     .lock()
                     .ok()
@@ -373,7 +384,8 @@ fn parse_types(s: &str) -> Result<Types, String> {
         .collect()
 }
 
-/// Compiles a parser's `Regex`: it must compile and name at least one group.
+/// Checks a parser's `Regex`: its syntax must be valid and it must name at least one group.
+/// Compiling waits for [`Parser::prepare`].
 fn regex(section: &Section, name: &str) -> Result<Format, ConfigError> {
     let entry = section.entry("regex").ok_or_else(|| {
         ConfigError::new(
@@ -386,17 +398,20 @@ fn regex(section: &Section, name: &str) -> Result<Format, ConfigError> {
     } else {
         ""
     };
-    let re = Regex::new(&entry.value).map_err(|e| {
-        ConfigError::new(
-            &entry.loc,
-            format!("parser '{name}': Regex does not compile{hint}:\n{e}"),
-        )
-    })?;
-    let groups: Vec<(usize, Box<[u8]>)> = re
-        .capture_names()
-        .enumerate()
-        .filter_map(|(i, n)| n.map(|n| (i, n.as_bytes().into())))
-        .collect();
+    // The syntax as `regex::bytes::Regex` reads it (Unicode on, not limited to UTF-8).
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(&entry.value)
+        .map_err(|e| {
+            ConfigError::new(
+                &entry.loc,
+                format!("parser '{name}': Regex does not compile{hint}:\n{e}"),
+            )
+        })?;
+    let mut groups: Vec<(usize, Box<[u8]>)> = Vec::new();
+    named_groups(&hir, &mut groups);
+    groups.sort_by_key(|(i, _)| *i);
     if groups.is_empty() {
         return Err(ConfigError::new(
             &entry.loc,
@@ -405,11 +420,60 @@ fn regex(section: &Section, name: &str) -> Result<Format, ConfigError> {
     }
     let fast = FieldMatcher::compile(&entry.value).filter(|f| f.slot_count() <= FAST_SLOTS);
     Ok(Format::Regex {
-        regex: re,
+        pattern: entry.value.as_str().into(),
+        loc: entry.loc.clone(),
+        compiled: OnceLock::new(),
         fast,
         groups,
         slots: Mutex::new(Vec::new()),
     })
+}
+
+/// Index and name of every named capture group, as the regex crate numbers them.
+fn named_groups(hir: &regex_syntax::hir::Hir, out: &mut Vec<(usize, Box<[u8]>)>) {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Capture(c) => {
+            if let Some(n) = &c.name {
+                out.push((c.index as usize, n.as_bytes().into()));
+            }
+            named_groups(&c.sub, out);
+        }
+        HirKind::Concat(hs) | HirKind::Alternation(hs) => {
+            hs.iter().for_each(|h| named_groups(h, out));
+        }
+        HirKind::Repetition(r) => named_groups(&r.sub, out),
+        _ => {}
+    }
+}
+
+impl Parser {
+    /// Readies the parser for use by a filter: compiles its regex unless the one-pass matcher
+    /// runs it. A regex that parses but does not compile (too large) is an error here.
+    pub fn prepare(&self) -> Result<(), ConfigError> {
+        if let Format::Regex {
+            pattern,
+            loc,
+            compiled,
+            fast: None,
+            ..
+        } = &self.format
+        {
+            let mut error = None;
+            compiled.get_or_init(|| {
+                Regex::new(pattern)
+                    .map_err(|e| error = Some(e.to_string()))
+                    .ok()
+            });
+            if let Some(e) = error {
+                return Err(ConfigError::new(
+                    loc,
+                    format!("parser '{}': Regex does not compile:\n{e}", self.name),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +482,37 @@ mod tests {
     use crate::config::{Location, SectionKind};
     use crate::record::Event;
     use bytes::BytesMut;
+
+    #[test]
+    fn regexes_compile_only_when_a_filter_prepares_them() {
+        let p = parser(&[
+            ("Name", "alt"),
+            ("Format", "regex"),
+            ("Regex", "^(?<a>a|ab)(?<b>c)?$"),
+        ])
+        .unwrap();
+        let Format::Regex {
+            compiled,
+            fast,
+            groups,
+            ..
+        } = &p.format
+        else {
+            panic!("a regex parser");
+        };
+        assert!(fast.is_none(), "needs the regex engine");
+        assert_eq!(groups.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2]);
+        assert!(compiled.get().is_none(), "not compiled at load");
+        p.prepare().unwrap();
+        assert!(matches!(compiled.get(), Some(Some(_))));
+        let mut b = BytesMut::new();
+        let mut rb = RecordBuilder::new(&mut b);
+        assert!(p.parse(b"abc", &mut rb).is_some());
+        let e = rb.finish_event(EventTime::default());
+        assert_eq!(e.get("a"), Some(ValueRef::Str(b"ab")));
+        // Syntax errors are still found at load, with the line.
+        assert!(parser(&[("Name", "bad"), ("Format", "regex"), ("Regex", "(?<a>x")]).is_err());
+    }
 
     fn parser(pairs: &[(&str, &str)]) -> Result<Parser, ConfigError> {
         let mut s = Section::new(SectionKind::Parser, Location::command_line());
