@@ -137,15 +137,24 @@ pub struct RecordBuilder<'a> {
     count: u32,
 }
 
-/// Arena space reserved at a time.
+/// The largest arena a batch gets at once.
 const ARENA_CHUNK: usize = 16 * 1024;
 
+/// The arena capacity for rebuilding a batch of `bytes`: records held in queues keep their
+/// arena's whole allocation alive, so a small batch gets a small arena (a record of a trickling
+/// client would otherwise pin 16 KiB).
+pub fn arena_for(bytes: usize) -> usize {
+    (bytes + bytes / 2).clamp(512, ARENA_CHUNK)
+}
+
 impl<'a> RecordBuilder<'a> {
-    /// Starts a record. The arena must hold no unfinished record.
+    /// Starts a record. The arena must hold no unfinished record. When the arena is used up it
+    /// grows by its first allocation's size (`bytes` keeps that as the arena's original
+    /// capacity, at least 1 KiB): size it with [`arena_for`].
     pub fn new(arena: &'a mut BytesMut) -> Self {
         arena.clear();
         if arena.capacity() < 512 {
-            arena.reserve(ARENA_CHUNK);
+            arena.reserve(512);
         }
         // map32 header, count patched by `finish`.
         arena.extend_from_slice(&[0xdf, 0, 0, 0, 0]);

@@ -1,7 +1,9 @@
 //! Memory is bounded by configuration, whatever clients do: with the output stalled, many
 //! clients trickling small records fill the queue up to `queue_limit` and no further, and the
 //! router's resident memory stays within the bound the README states (a fixed base, the queue
-//! limits, and a small amount per connection), read from /proc with a generous margin.
+//! limits, and a small amount per connection), read from /proc with a generous margin. Records
+//! are slices of read buffers and filter arenas: neither may keep much more alive than the
+//! records' own bytes, which is what the limits count.
 
 mod common;
 
@@ -59,6 +61,11 @@ fn a_stalled_output_with_300_trickling_clients_stays_within_the_queue_limit() {
     Name   forward
     Listen 127.0.0.1
     Port   0
+# A filter that rebuilds every record: rebuilt records must not pin big arenas either.
+[FILTER]
+    Name   record_modifier
+    Match  *
+    Record cluster test
 [OUTPUT]
     Name        file
     Match       *

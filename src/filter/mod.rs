@@ -149,7 +149,7 @@ impl FilterChain {
             let mut kept = Batch::new(batch.tag.clone());
             let mut same = Vec::with_capacity(1);
             let mut retagged = Vec::new();
-            let mut arena = BytesMut::new();
+            let mut arena = BytesMut::with_capacity(crate::record::arena_for(batch.bytes));
             let records_in = batch.len();
             for event in std::mem::take(&mut batch.events) {
                 let mut out = FilterOutput {

@@ -159,7 +159,7 @@ impl Input for Tcp {
                     emitter: ctx.emitter.clone(),
                     buf: BytesMut::new(),
                     scratch: Vec::new(),
-                    arena: BytesMut::new(),
+                    arena: BytesMut::with_capacity(crate::record::arena_for(0)),
                     discarding: false,
                 };
                 let stop = ctx.stop.clone();
