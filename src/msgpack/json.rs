@@ -42,34 +42,63 @@ impl JsonStyle {
         self.members_at(out, fields, comma_first, 1);
     }
 
-    fn members_at(self, out: &mut Vec<u8>, mut fields: Fields<'_>, mut comma: bool, depth: usize) {
-        // A later pair with the same key replaces an earlier one. The keys are gathered first
-        // (records rarely have more than a few dozen), so the usual case, no duplicates, costs
-        // one pass over the keys instead of a re-decode of the rest of the map per pair.
+    fn members_at(self, out: &mut Vec<u8>, fields: Fields<'_>, comma: bool, depth: usize) {
+        // A later pair with the same key replaces an earlier one. Duplicates are rare, so the
+        // pairs are written in one pass while a 16-bit fingerprint of each key is kept; only
+        // when two fingerprints (then two keys) agree is the map written again, dropping the
+        // replaced pairs. Every path is linear in the map's size.
+        let start = out.len();
+        let mut prints = [0u16; MAX_KEYS];
         let mut keys: [&[u8]; MAX_KEYS] = [&[]; MAX_KEYS];
         let mut n = 0;
-        let mut scan = fields.clone();
-        while let Some(Ok((key, _))) = scan.next_raw() {
-            if n == MAX_KEYS {
-                n += 1; // too many to remember: check each pair against the rest of the map
-                break;
-            }
-            keys[n] = key;
-            n += 1;
-        }
-        let duplicates = n > MAX_KEYS || (1..n).any(|i| keys[..i].contains(&keys[i]));
-        let mut i = 0;
-        while let Some(Ok((key, value))) = fields.next() {
-            i += 1;
-            if duplicates {
-                let replaced = if n <= MAX_KEYS {
-                    keys[i..n].contains(&key)
-                } else {
-                    fields.clone().any(|p| matches!(p, Ok((k, _)) if k == key))
-                };
-                if replaced {
-                    continue;
+        let mut maybe_duplicates = false;
+        let mut first = !comma;
+        let mut f = fields.clone();
+        while let Some(Ok((key, value))) = f.next() {
+            if n < MAX_KEYS {
+                let print = fingerprint(key);
+                if prints[..n].contains(&print) {
+                    maybe_duplicates |= (0..n).any(|j| prints[j] == print && keys[j] == key);
                 }
+                prints[n] = print;
+                keys[n] = key;
+            } else {
+                maybe_duplicates = true; // too many to remember: check them all below
+            }
+            n += 1;
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            self.str(out, key);
+            out.push(b':');
+            self.value_ref(out, value, depth);
+        }
+        if maybe_duplicates {
+            out.truncate(start);
+            self.members_deduplicated(out, fields, comma, depth);
+        }
+    }
+
+    /// The map's members where a key repeats: each key once, with its last value, in the order
+    /// of those last pairs (as Fluent Bit's JSON writer leaves them). Linear with a hash set.
+    fn members_deduplicated(
+        self,
+        out: &mut Vec<u8>,
+        fields: Fields<'_>,
+        mut comma: bool,
+        depth: usize,
+    ) {
+        let pairs: Vec<(&[u8], ValueRef<'_>)> = fields.map_while(Result::ok).collect();
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        // Walking back, a key seen already is replaced by a later pair.
+        let mut keep = vec![false; pairs.len()];
+        for (i, (k, _)) in pairs.iter().enumerate().rev() {
+            keep[i] = seen.insert(*k);
+        }
+        for ((key, value), keep) in pairs.into_iter().zip(keep) {
+            if !keep {
+                continue;
             }
             if comma {
                 out.push(b',');
@@ -155,6 +184,15 @@ impl JsonStyle {
         }
         out.push(b'"');
     }
+}
+
+/// A key's fingerprint for the duplicate check (FNV-1a folded to 16 bits).
+fn fingerprint(key: &[u8]) -> u16 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in key {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    (h ^ (h >> 16)) as u16
 }
 
 /// Keys of one map remembered for the duplicate check.
@@ -284,6 +322,24 @@ mod tests {
         // {"a":1,"b":2,"a":3}
         let buf = [0x83, 0xa1, b'a', 0x01, 0xa1, b'b', 0x02, 0xa1, b'a', 0x03];
         assert_eq!(json(&buf), r#"{"b":2,"a":3}"#);
+    }
+
+    #[test]
+    fn a_map_of_200000_keys_renders_in_one_linear_pass() {
+        // The shape that stalled the router for over a minute when each pair was checked
+        // against the rest of the map: 200,000 distinct keys, then one repeated.
+        let n = 200_000u32;
+        let mut buf = vec![0xdf];
+        buf.extend_from_slice(&(n + 1).to_be_bytes());
+        for i in 0..n {
+            crate::msgpack::write::write_str(&mut buf, format!("{i}").as_bytes());
+            buf.push(0);
+        }
+        crate::msgpack::write::write_str(&mut buf, b"7");
+        buf.push(1);
+        let out = json(&buf);
+        assert_eq!(out.matches(':').count(), n as usize);
+        assert!(out.ends_with(r#","7":1}"#) && !out.contains(r#""7":0"#));
     }
 
     #[test]
