@@ -150,6 +150,8 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
     let mut drain_until = None;
     // When the last read happened, whether it was small, and whether its frames asked for acks.
     let mut last_read = tokio::time::Instant::now();
+    // The read before it: a client whose reads come close together is writing fast.
+    let mut prev_read = last_read;
     let mut trickle = false;
     loop {
         let ready = match drain_until {
@@ -173,7 +175,13 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
         }
         // Frames trickling in (the last read was small and recent) wait a little for the
         // ones behind them. Not while draining, and not for clients waiting for acks.
-        if trickle && drain_until.is_none() && last_read.elapsed() < COALESCE {
+        // (Readiness stays set after a read that did not empty the socket, so "readable" alone
+        // does not mean new data: a client writing every 100 ms must not be parked each time.)
+        if trickle
+            && drain_until.is_none()
+            && last_read.elapsed() < COALESCE
+            && last_read - prev_read < 2 * COALESCE
+        {
             sock = match coalesce(sock, &stop).await {
                 Ok(s) => s,
                 Err(_) => break,
@@ -185,6 +193,7 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
             Ok(n) => {
                 emitter.metrics().bytes.add(n as u64);
                 trickle = n < READ_SIZE / 2;
+                prev_read = last_read;
                 last_read = tokio::time::Instant::now();
                 conn.compact();
             }
