@@ -21,15 +21,6 @@ fn mkfifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
 }
 
-fn hwm_kib(router: &Router) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", router.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// A Docker-shaped record of about 300 bytes.
 fn frame(n: usize) -> Vec<u8> {
     let log = format!(
@@ -116,7 +107,7 @@ fn a_stalled_output_with_300_trickling_clients_stays_within_the_queue_limit() {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let peak = hwm_kib(&router);
+    let peak = router.peak_rss_kib();
     let queued_mb = 5.0;
     // The records the router holds are its queue (5 MB counted) plus, per connection, at
     // most one read of frames waiting for room; a limit 16x over (the old behaviour, each
@@ -170,7 +161,7 @@ fn a_fast_client_beside_1000_idle_connections_uses_little_memory_per_connection(
     }
     std::thread::sleep(Duration::from_millis(500));
     let rss = router.rss_kib();
-    let peak = hwm_kib(&router);
+    let peak = router.peak_rss_kib();
     eprintln!("base {base_kib} KiB, RSS {rss} KiB, peak {peak} KiB");
     // 1,000 idle connections must not each keep a read buffer: a few KiB each at most.
     assert!(

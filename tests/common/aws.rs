@@ -25,32 +25,47 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Moto binds port 0 itself and prints the port it got, so no other process can take the
+    /// port between choosing it and binding it (tests run in parallel).
     pub fn start() -> Moto {
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let mut child = Command::new(venv_bin("moto_server"))
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("moto_server (run scripts/test.sh to install it)");
-            let up = wait_until(Duration::from_secs(20), || {
-                TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    || child.try_wait().unwrap().is_some()
-            });
-            if up && child.try_wait().unwrap().is_none() {
-                return Moto {
-                    child,
-                    endpoint: format!("http://127.0.0.1:{port}"),
-                };
+        use std::io::BufRead;
+        let mut child = Command::new(venv_bin("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("moto_server (run scripts/test.sh to install it)");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the start-up line, then keeps draining moto's request log so it never blocks.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = line
+                    .split("Running on http://127.0.0.1:")
+                    .nth(1)
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port);
+                }
             }
-            let _ = child.kill();
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("moto server did not say which port it listens on");
+        assert!(
+            wait_until(Duration::from_secs(20), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "moto server does not accept connections"
+        );
+        Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
         }
-        panic!("moto server did not start");
     }
 
     fn helper(&self, args: &[&str]) -> String {
