@@ -92,14 +92,19 @@ impl CredentialsProvider {
 
     /// Credentials of `role_arn`, assumed through `sts` (whose client signs with the base
     /// credentials).
-    pub fn assume_role(sts: Client, role_arn: String, external_id: Option<String>) -> Self {
+    pub fn assume_role(
+        http: reqwest::Client,
+        sts: Client,
+        role_arn: String,
+        external_id: Option<String>,
+    ) -> Self {
         CredentialsProvider {
             source: Source::AssumeRole {
                 sts,
                 role_arn,
                 external_id,
             },
-            http: reqwest::Client::new(),
+            http,
             profile: None,
             region: String::new(),
             sts_endpoint: None,

@@ -62,14 +62,14 @@ const PERMANENT_CODES: &[&str] = &[
 ];
 
 impl Error {
-    /// Whether trying the same request later can succeed (network, throttling, 5xx, expired or
-    /// not yet available credentials).
+    /// Whether trying the same request later can succeed: everything but a service's answer
+    /// that the request or the account is wrong. (Missing region or credentials are retried:
+    /// the environment or the credential source may come right, and records wait meanwhile.)
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Service { status, code, .. } => {
                 !(PERMANENT_CODES.contains(&code.as_str()) && *status < 500)
             }
-            Error::NoRegion | Error::Client(_) => false,
             _ => true,
         }
     }

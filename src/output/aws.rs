@@ -100,6 +100,7 @@ impl AwsSettings {
                 credentials,
             );
             credentials = Arc::new(CredentialsProvider::assume_role(
+                http.clone(),
                 sts,
                 role.clone(),
                 self.external_id.clone(),
