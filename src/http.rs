@@ -61,10 +61,8 @@ impl TlsSettings {
                 Some(path)
             }
         };
-        if section.str("tls.debug").is_some() {
-            // Fluent Bit's TLS debug level; the router's own log level covers it.
-            section.all("tls.debug").for_each(drop);
-        }
+        // Fluent Bit's TLS debug level: the router's own log level covers it.
+        section.all("tls.debug").for_each(drop);
         for key in UNSUPPORTED {
             if let Some(e) = section.entry(key) {
                 tracing::warn!(

@@ -212,13 +212,12 @@ impl Inner {
     async fn client(&self) -> Result<&aws::Client, String> {
         self.client
             .get_or_try_init(|| async {
+                let path_style = self.path_style();
                 let bucket = &self.s.bucket;
                 self.aws
                     .client(aws::Service::S3, |region| {
-                        // Virtual-hosted style on AWS; path style for a custom endpoint (and for
-                        // bucket names with dots, which TLS cannot name as hosts).
                         let base = aws::endpoint("s3", region);
-                        if bucket.contains('.') {
+                        if path_style {
                             base
                         } else {
                             base.replacen("https://", &format!("https://{bucket}."), 1)
@@ -229,10 +228,16 @@ impl Inner {
             .await
     }
 
+    /// Virtual-hosted style on AWS (`bucket.s3.region...`); path style for a custom endpoint,
+    /// and for bucket names with dots, which a TLS certificate cannot name as hosts.
+    fn path_style(&self) -> bool {
+        self.aws.endpoint.is_some() || self.s.bucket.contains('.')
+    }
+
     /// The request path of object `key`, with the bucket for path-style endpoints.
     fn object_path(&self, key: &str) -> String {
         let key = utf8_percent_encode(key, KEY_SET);
-        if self.aws.endpoint.is_some() || self.s.bucket.contains('.') {
+        if self.path_style() {
             format!("/{}/{key}", self.s.bucket)
         } else {
             format!("/{key}")
