@@ -13,6 +13,11 @@ use bytes::{Bytes, BytesMut};
 
 use crate::msgpack::{self, DecodeError, Header, Reader, ValueRef};
 
+/// Longest tag accepted, in bytes. Real tags are short (Kubernetes', the longest, are a few
+/// hundred bytes); a longer one is refused so that tags cached per connection and per
+/// pipeline stay small.
+pub const MAX_TAG_BYTES: usize = 4096;
+
 /// A tag, shared by every event of a batch.
 pub type Tag = Arc<str>;
 
@@ -282,16 +287,17 @@ impl<'a> Iterator for Fields<'a> {
 pub struct Batch {
     pub tag: Tag,
     pub events: Vec<Event>,
-    /// Sum of the events' [`Event::size`].
+    /// Bytes it holds, for queue accounting: the events' [`Event::size`] plus its tag and
+    /// itself, so that many batches of small records under distinct tags are counted too.
     pub bytes: usize,
 }
 
 impl Batch {
     pub fn new(tag: Tag) -> Self {
         Batch {
+            bytes: tag.len() + std::mem::size_of::<Batch>(),
             tag,
             events: Vec::new(),
-            bytes: 0,
         }
     }
 

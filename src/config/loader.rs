@@ -83,16 +83,21 @@ impl Loader {
                 continue;
             }
 
+            let (key, value) = match body.split_once(|c: char| c.is_whitespace()) {
+                Some((k, v)) => (k, v.trim()),
+                None => (body, ""),
+            };
+            // Errors name the key, never the value: it may be a secret.
             let Some(section) = self.sections.last_mut() else {
                 return Err(ConfigError::new(
                     &loc,
-                    format!("'{body}' is outside any [SECTION]"),
+                    format!("key '{key}' is outside any [SECTION]"),
                 ));
             };
             if lead.is_empty() {
                 return Err(ConfigError::new(
                     &loc,
-                    format!("'{body}' must be indented under its section header"),
+                    format!("key '{key}' must be indented under its section header"),
                 ));
             }
             match indent {
@@ -105,10 +110,6 @@ impl Loader {
                 }
                 Some(_) => {}
             }
-            let (key, value) = match body.split_once(|c: char| c.is_whitespace()) {
-                Some((k, v)) => (k, v.trim()),
-                None => (body, ""),
-            };
             if value.is_empty() {
                 return Err(ConfigError::new(&loc, format!("key '{key}' has no value")));
             }

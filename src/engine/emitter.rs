@@ -82,11 +82,38 @@ pub struct Pipeline {
     generation: u64,
     unrouted: Arc<Counter>,
     /// Tags already logged as matching no output (bounded, so hostile tags cannot grow it).
-    logged_unrouted: Mutex<HashSet<String>>,
+    logged_unrouted: Mutex<LoggedTags>,
 }
 
+/// Tags logged once: at most this many, of at most this many bytes in all. Past that, new
+/// tags are still counted as unrouted but not logged.
 const MAX_LOGGED_UNROUTED: usize = 1000;
-const MAX_CACHED_ROUTES: usize = 4096;
+const MAX_LOGGED_UNROUTED_BYTES: usize = 64 * 1024;
+/// Each emitter (one per connection) caches routes for at most this many tags, of at most
+/// this many bytes in all; a full cache starts over. Routing a tag is cheap, so this only
+/// spares the matching for the few tags a connection repeats.
+const MAX_CACHED_ROUTES: usize = 64;
+const MAX_CACHED_ROUTE_BYTES: usize = 16 * 1024;
+
+#[derive(Default)]
+struct LoggedTags {
+    tags: HashSet<String>,
+    bytes: usize,
+}
+
+impl LoggedTags {
+    /// Whether `tag` is new and fits; it is remembered if so.
+    fn first_time(&mut self, tag: &str) -> bool {
+        if self.tags.len() >= MAX_LOGGED_UNROUTED
+            || self.bytes + tag.len() > MAX_LOGGED_UNROUTED_BYTES
+            || self.tags.contains(tag)
+        {
+            return false;
+        }
+        self.bytes += tag.len();
+        self.tags.insert(tag.to_string())
+    }
+}
 
 impl Pipeline {
     /// `unrouted` counts records that matched no output; it is shared so that it outlives
@@ -102,7 +129,7 @@ impl Pipeline {
             lanes,
             generation,
             unrouted,
-            logged_unrouted: Mutex::new(HashSet::new()),
+            logged_unrouted: Mutex::new(LoggedTags::default()),
         }
     }
 
@@ -126,7 +153,7 @@ impl Pipeline {
         let Ok(mut logged) = self.logged_unrouted.lock() else {
             return;
         };
-        if logged.len() < MAX_LOGGED_UNROUTED && logged.insert(batch.tag.to_string()) {
+        if logged.first_time(&batch.tag) {
             tracing::warn!(
                 "[{}] no output matches tag '{}': its records are dropped (logged once per tag)",
                 input.name,
@@ -152,6 +179,8 @@ pub struct Emitter {
     memory: Option<Budget>,
     /// Output lanes by tag, for the pipeline of generation `routes_generation`.
     routes: HashMap<Tag, Arc<[usize]>>,
+    /// Bytes of the tags in `routes`.
+    routes_bytes: usize,
     routes_generation: u64,
 }
 
@@ -162,6 +191,7 @@ impl Clone for Emitter {
             input: self.input.clone(),
             memory: self.memory.clone(),
             routes: HashMap::new(),
+            routes_bytes: 0,
             routes_generation: self.routes_generation,
         }
     }
@@ -175,6 +205,7 @@ impl Emitter {
             input,
             memory,
             routes: HashMap::new(),
+            routes_bytes: 0,
             routes_generation,
         }
     }
@@ -184,6 +215,7 @@ impl Emitter {
         let pipeline = self.source.borrow_and_update().clone();
         if pipeline.generation != self.routes_generation {
             self.routes.clear();
+            self.routes_bytes = 0;
             self.routes_generation = pipeline.generation;
         }
         pipeline
@@ -224,10 +256,14 @@ impl Emitter {
         let route = match self.routes.get(&batch.tag) {
             Some(r) => r.clone(),
             None => {
-                if self.routes.len() >= MAX_CACHED_ROUTES {
+                if self.routes.len() >= MAX_CACHED_ROUTES
+                    || self.routes_bytes + batch.tag.len() > MAX_CACHED_ROUTE_BYTES
+                {
                     self.routes.clear();
+                    self.routes_bytes = 0;
                 }
                 let r = pipeline.route(&batch.tag);
+                self.routes_bytes += batch.tag.len();
                 self.routes.insert(batch.tag.clone(), r.clone());
                 r
             }
@@ -262,5 +298,24 @@ impl Emitter {
                 .map_err(|_| Closed)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_logged_once_are_bounded_in_count_and_bytes() {
+        let mut logged = LoggedTags::default();
+        assert!(logged.first_time("a"));
+        assert!(!logged.first_time("a"), "once per tag");
+        let big = "b".repeat(MAX_LOGGED_UNROUTED_BYTES);
+        assert!(!logged.first_time(&big), "past the byte bound");
+        for i in 0..2 * MAX_LOGGED_UNROUTED {
+            logged.first_time(&i.to_string());
+        }
+        assert_eq!(logged.tags.len(), MAX_LOGGED_UNROUTED);
+        assert!(logged.bytes <= MAX_LOGGED_UNROUTED_BYTES);
     }
 }

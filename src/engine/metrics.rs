@@ -146,6 +146,9 @@ pub struct FilterMetrics {
     pub unparsed: Counter,
     /// Groups the multiline filter flushed before their last piece (timeout, size, shutdown).
     pub incomplete: Counter,
+    /// Records `rewrite_tag` left under their tag because the new one was longer than a tag
+    /// may be.
+    pub tag_too_long: Counter,
 }
 
 impl FilterMetrics {

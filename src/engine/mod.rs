@@ -504,13 +504,14 @@ impl Engine {
         }
         for m in &filter_metrics {
             tracing::info!(
-                "[engine] filter {}: records_in={} records_out={} retagged={} unparsed={} incomplete={}",
+                "[engine] filter {}: records_in={} records_out={} retagged={} unparsed={} incomplete={} tag_too_long={}",
                 m.name,
                 m.records_in.get(),
                 m.records_out.get(),
                 m.retagged.get(),
                 m.unparsed.get(),
                 m.incomplete.get(),
+                m.tag_too_long.get(),
             );
         }
         for m in &output_metrics {

@@ -241,7 +241,10 @@ fn plugin(
         "record_modifier" => Box::new(record_modifier::RecordModifier::from_section(section)?),
         "grep" => Box::new(grep::Grep::from_section(section)?),
         "modify" => Box::new(modify::Modify::from_section(section)?),
-        "rewrite_tag" => Box::new(rewrite_tag::RewriteTag::from_section(section)?),
+        "rewrite_tag" => Box::new(rewrite_tag::RewriteTag::from_section(
+            section,
+            metrics.clone(),
+        )?),
         "ecs" => Box::new(ecs::Ecs::from_section(section)?),
         "multiline" => Box::new(multiline::Multiline::from_section(
             section,

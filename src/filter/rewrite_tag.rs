@@ -5,6 +5,10 @@
 //! and record accessors (`$key`, `$key['sub']`). With KEEP true the original record also goes
 //! on under its old tag. The re-tagged record continues with the filters after this one and
 //! is routed by its new tag (so a rule cannot loop back into itself).
+//!
+//! A new tag is built from record content, so it is bounded like a tag on the wire: a record
+//! whose new tag would be longer than `MAX_TAG_BYTES` stays under its tag, and is counted
+//! (`tag_too_long`) and logged (the first time, and then every 10,000th).
 
 use std::sync::Arc;
 
@@ -13,8 +17,9 @@ use regex::bytes::Regex;
 use super::accessor::{Accessor, value_text};
 use super::{Filter, FilterOutput, tokens};
 use crate::config::{ConfigError, Entry, Section};
+use crate::engine::metrics::FilterMetrics;
 use crate::msgpack::ValueRef;
-use crate::record::{Event, Tag};
+use crate::record::{Event, MAX_TAG_BYTES, Tag};
 
 #[derive(Debug)]
 enum Part {
@@ -34,10 +39,14 @@ struct Rule {
 
 pub struct RewriteTag {
     rules: Vec<Rule>,
+    metrics: Arc<FilterMetrics>,
 }
 
 impl RewriteTag {
-    pub fn from_section(section: &Section) -> Result<Self, ConfigError> {
+    pub fn from_section(
+        section: &Section,
+        metrics: Arc<FilterMetrics>,
+    ) -> Result<Self, ConfigError> {
         let mut rules = Vec::new();
         for e in section.all("rule") {
             let t = tokens(e, 4)?;
@@ -71,7 +80,7 @@ impl RewriteTag {
         ] {
             section.all(key).for_each(drop);
         }
-        Ok(RewriteTag { rules })
+        Ok(RewriteTag { rules, metrics })
     }
 }
 
@@ -162,6 +171,19 @@ impl Filter for RewriteTag {
     fn filter(&self, tag: &Tag, event: Event, out: &mut FilterOutput<'_>) {
         for rule in &self.rules {
             if let Some(new_tag) = rule.apply(tag, &event) {
+                if new_tag.len() > MAX_TAG_BYTES {
+                    let n = self.metrics.tag_too_long.get();
+                    self.metrics.tag_too_long.inc();
+                    if n.is_multiple_of(10_000) {
+                        tracing::warn!(
+                            "[filter:{}] a rule built a tag of {} bytes (at most {MAX_TAG_BYTES}) from a record tagged '{tag}': the record stays under its tag ({} so far)",
+                            self.metrics.name,
+                            new_tag.len(),
+                            n + 1
+                        );
+                    }
+                    break;
+                }
                 if rule.keep {
                     out.emit(event.clone());
                 }
@@ -180,7 +202,7 @@ mod tests {
 
     fn rw(rules: &[&str]) -> RewriteTag {
         let lines: Vec<(&str, &str)> = rules.iter().map(|r| ("Rule", *r)).collect();
-        RewriteTag::from_section(&section(&lines)).unwrap()
+        RewriteTag::from_section(&section(&lines), Arc::default()).unwrap()
     }
 
     #[test]
@@ -220,8 +242,26 @@ mod tests {
         let f = rw(&[r#"$msg "^access log" access false"#]);
         let out = run(&f, "t", &[r#"{"msg":"access log line"}"#]);
         assert_eq!(out[0].0, "access");
-        assert!(RewriteTag::from_section(&section(&[("Rule", "$a b")])).is_err());
-        assert!(RewriteTag::from_section(&section(&[("Rule", "$a ( t false")])).is_err());
-        assert!(RewriteTag::from_section(&section(&[("Rule", "$a x t maybe")])).is_err());
+        assert!(RewriteTag::from_section(&section(&[("Rule", "$a b")]), Arc::default()).is_err());
+        assert!(
+            RewriteTag::from_section(&section(&[("Rule", "$a ( t false")]), Arc::default())
+                .is_err()
+        );
+        assert!(
+            RewriteTag::from_section(&section(&[("Rule", "$a x t maybe")]), Arc::default())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_new_tag_built_too_long_leaves_the_record_under_its_tag() {
+        let metrics = Arc::new(FilterMetrics::new("rewrite_tag.0"));
+        let lines = [("Rule", r"$log ^(.*)$ x.$1 false")];
+        let f = RewriteTag::from_section(&section(&lines), metrics.clone()).unwrap();
+        let long = format!(r#"{{"log":"{}"}}"#, "a".repeat(MAX_TAG_BYTES));
+        let out = run(&f, "t", &[&long, r#"{"log":"ok"}"#]);
+        assert_eq!(out[0], ("t".to_string(), long.clone()));
+        assert_eq!(out[1].0, "x.ok");
+        assert_eq!(metrics.tag_too_long.get(), 1);
     }
 }

@@ -41,6 +41,7 @@ pub fn render(s: &Snapshot, process: Value) -> Value {
                 "drop_records": i.saturating_sub(o),
                 "add_records": o.saturating_sub(i),
                 "retagged_records": m.retagged.get(),
+                "tag_too_long_records": m.tag_too_long.get(),
             });
             (m.name.clone(), v)
         })

@@ -193,6 +193,14 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
         "Records emitted under a new tag.",
         |m| m.retagged.get()
     );
+    per_plugin!(
+        o,
+        s.filters,
+        "logrouter_filter_tag_too_long_records_total",
+        "counter",
+        "Records left under their tag because the new tag was too long.",
+        |m| m.tag_too_long.get()
+    );
 
     per_plugin!(
         o,

@@ -252,43 +252,74 @@ impl Connection {
     async fn process(&mut self, emitter: &mut Emitter) -> Result<(), ConnError> {
         while let Some(len) = self.scanner.advance(&self.buf)? {
             let frame = self.buf.split_to(len).freeze();
-            self.handle(&frame, emitter);
-            if self.pending_bytes >= EMIT_BYTES {
-                self.emit(emitter).await?;
-            }
+            self.handle(&frame, emitter).await?;
         }
         self.emit(emitter).await?;
         Ok(())
     }
 
-    fn handle(&mut self, frame: &bytes::Bytes, emitter: &Emitter) {
-        let metrics = emitter.metrics();
-        let decoded = match frame::decode(frame, self.settings.max_size, &mut self.scratch) {
+    /// Adds one frame's events to the pending batches, handing them over every `EMIT_BYTES`
+    /// and then letting other connections run: a read, or one frame, of millions of events
+    /// is handled in steps of bounded size and time.
+    async fn handle(&mut self, frame: &bytes::Bytes, emitter: &mut Emitter) -> Result<(), Closed> {
+        let (decoded, mut entries) = match frame::open(frame, self.settings.max_size) {
             Ok(Some(f)) => f,
-            Ok(None) => return, // heartbeat
+            Ok(None) => return Ok(()), // heartbeat
             Err(e) => {
-                self.scratch.clear();
                 refuse(&self.settings.name, emitter, &e);
-                return;
+                return Ok(());
             }
         };
-        if decoded.invalid > 0 {
-            metrics
+        let tag = self.tag(&decoded.tag);
+        let mut invalid = decoded.invalid;
+        while !entries.is_done() {
+            let room = EMIT_BYTES.saturating_sub(self.pending_bytes);
+            match entries.read(&mut self.scratch, room) {
+                Ok(n) => invalid += n,
+                Err(e) => {
+                    // The scanner checked the frame's msgpack, so this is not expected; what
+                    // was read before stays accepted.
+                    refuse(&self.settings.name, emitter, &e);
+                    break;
+                }
+            }
+            self.take_scratch(&tag, emitter);
+            if self.pending_bytes >= EMIT_BYTES {
+                self.emit(emitter).await?;
+                tokio::task::yield_now().await;
+            }
+        }
+        self.take_scratch(&tag, emitter);
+        if invalid > 0 {
+            emitter
+                .metrics()
                 .dropped
-                .add(DropReason::InvalidEvent, decoded.invalid as u64);
+                .add(DropReason::InvalidEvent, invalid as u64);
             tracing::warn!(
                 "[input:forward:{}] skipped {} invalid entries (bad time or record not a map) in a frame tagged '{}'",
                 self.settings.name,
-                decoded.invalid,
+                invalid,
                 String::from_utf8_lossy(&decoded.tag)
             );
         }
-        let tag = self.tag(&decoded.tag);
-        metrics.records.add(self.scratch.len() as u64);
+        if let Some(chunk) = decoded.chunk {
+            // {"ack": <chunk as sent>}
+            self.acks.extend_from_slice(&[0x81, 0xa3, b'a', b'c', b'k']);
+            self.acks.extend_from_slice(&chunk);
+        }
+        Ok(())
+    }
+
+    /// Moves the decoded events into the pending batch for `tag`.
+    fn take_scratch(&mut self, tag: &Tag, emitter: &Emitter) {
+        if self.scratch.is_empty() {
+            return;
+        }
+        emitter.metrics().records.add(self.scratch.len() as u64);
         let batch = match self.pending.last_mut() {
-            Some(b) if b.tag == tag => b,
+            Some(b) if b.tag == *tag => b,
             _ => {
-                self.pending.push(Batch::new(tag));
+                self.pending.push(Batch::new(tag.clone()));
                 let last = self.pending.len() - 1;
                 &mut self.pending[last]
             }
@@ -296,11 +327,6 @@ impl Connection {
         for event in self.scratch.drain(..) {
             self.pending_bytes += event.size();
             batch.push(event);
-        }
-        if let Some(chunk) = decoded.chunk {
-            // {"ack": <chunk as sent>}
-            self.acks.extend_from_slice(&[0x81, 0xa3, b'a', b'c', b'k']);
-            self.acks.extend_from_slice(&chunk);
         }
     }
 

@@ -14,7 +14,7 @@ use std::io::Read;
 use bytes::Bytes;
 
 use crate::msgpack::{DecodeError, Header, Reader, ValueRef};
-use crate::record::{Event, EventTime};
+use crate::record::{Event, EventTime, MAX_TAG_BYTES};
 
 /// Why a frame was refused.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,8 @@ pub enum FrameError {
     BadLength(u32),
     #[error("tag is a {0}, not a string")]
     BadTag(&'static str),
+    #[error("tag is {0} bytes long; the longest accepted is {MAX_TAG_BYTES}")]
+    TagTooLong(usize),
     #[error("tag is not valid UTF-8")]
     TagNotUtf8,
     #[error("second element is a {0}: not a time, an entry array or packed entries")]
@@ -54,13 +56,121 @@ pub struct Frame {
     pub invalid: usize,
 }
 
-/// Decodes `frame`, appending its valid events to `events`. Returns `None` for a heartbeat
-/// (`nil`). `max_inflated` bounds a compressed payload once inflated.
+/// Decodes `frame`, appending all its valid events to `events`. Returns `None` for a
+/// heartbeat (`nil`). `max_inflated` bounds a compressed payload once inflated.
 pub fn decode(
     frame: &Bytes,
     max_inflated: usize,
     events: &mut Vec<Event>,
 ) -> Result<Option<Frame>, FrameError> {
+    let Some((mut info, mut entries)) = open(frame, max_inflated)? else {
+        return Ok(None);
+    };
+    while !entries.is_done() {
+        info.invalid += entries.read(events, usize::MAX)?;
+    }
+    Ok(Some(info))
+}
+
+/// A frame's entries, decoded a slice at a time (see [`Entries::read`]), so that a frame of
+/// millions of small events is neither held as millions of events at once nor handled in
+/// one step that would keep the event loop from other connections.
+pub struct Entries(Source);
+
+enum Source {
+    Done,
+    /// Message mode: its one event.
+    One(Event),
+    /// Forward mode: `left` entries from `pos` of an array's body.
+    Array {
+        body: Bytes,
+        pos: usize,
+        left: u32,
+    },
+    /// PackedForward: entries from `pos` to the payload's end.
+    Packed {
+        body: Bytes,
+        pos: usize,
+    },
+}
+
+impl Entries {
+    pub fn is_done(&self) -> bool {
+        matches!(self.0, Source::Done)
+    }
+
+    /// Appends events to `out` until their sizes (and skipped entries' wire sizes) reach
+    /// `max_bytes` (at least one entry is read) or the entries end. Returns how many invalid entries were skipped.
+    pub fn read(&mut self, out: &mut Vec<Event>, max_bytes: usize) -> Result<usize, FrameError> {
+        let max_bytes = max_bytes.max(1);
+        let mut invalid = 0;
+        let mut size = 0;
+        match std::mem::replace(&mut self.0, Source::Done) {
+            Source::Done => {}
+            Source::One(event) => out.push(event),
+            Source::Array {
+                body,
+                mut pos,
+                mut left,
+            } => {
+                while left > 0 && size < max_bytes {
+                    let mut r = Reader::new(&body[pos..]);
+                    let e = entry(&mut r)?;
+                    pos += r.pos();
+                    left -= 1;
+                    match e {
+                        Some((time, rec)) => {
+                            let record = body.slice_ref(rec);
+                            size += record.len() + std::mem::size_of::<Event>();
+                            out.push(Event { time, record });
+                        }
+                        // Skipped entries count by their wire size, so a run of them is
+                        // stepped through too.
+                        None => {
+                            invalid += 1;
+                            size += r.pos();
+                        }
+                    }
+                }
+                if left > 0 {
+                    self.0 = Source::Array { body, pos, left };
+                }
+            }
+            Source::Packed { body, mut pos } => {
+                while pos < body.len() && size < max_bytes {
+                    let mut r = Reader::new(&body[pos..]);
+                    match entry(&mut r) {
+                        Ok(Some((time, rec))) => {
+                            let record = body.slice_ref(rec);
+                            size += record.len() + std::mem::size_of::<Event>();
+                            out.push(Event { time, record });
+                        }
+                        Ok(None) => {
+                            invalid += 1;
+                            size += r.pos();
+                        }
+                        // Trailing bytes that are not a whole entry: skip them.
+                        Err(_) => {
+                            invalid += 1;
+                            pos = body.len();
+                            break;
+                        }
+                    }
+                    pos += r.pos();
+                }
+                if pos < body.len() {
+                    self.0 = Source::Packed { body, pos };
+                }
+            }
+        }
+        Ok(invalid)
+    }
+}
+
+/// Checks `frame`'s shape and reads its tag and options; its entries are read afterwards
+/// through [`Entries`]. Returns `None` for a heartbeat (`nil`). `max_inflated` bounds a
+/// compressed payload once inflated.
+pub fn open(frame: &Bytes, max_inflated: usize) -> Result<Option<(Frame, Entries)>, FrameError> {
     let mut r = Reader::new(frame);
     let len = match r.header()? {
         Header::Nil => return Ok(None),
@@ -74,6 +184,9 @@ pub fn decode(
         ValueRef::Str(t) => t,
         other => return Err(FrameError::BadTag(other.type_name())),
     };
+    if tag.len() > MAX_TAG_BYTES {
+        return Err(FrameError::TagTooLong(tag.len()));
+    }
     if std::str::from_utf8(tag).is_err() {
         return Err(FrameError::TagNotUtf8);
     }
@@ -81,7 +194,7 @@ pub fn decode(
     let second = r.value()?;
     let mut invalid = 0;
     let chunk;
-    match second {
+    let source = match second {
         ValueRef::UInt(_) | ValueRef::Int(_) | ValueRef::F64(_) | ValueRef::Ext(..) => {
             if len < 3 {
                 return Err(FrameError::BadLength(len));
@@ -90,25 +203,23 @@ pub fn decode(
             let option = options(&mut r, len > 3)?;
             chunk = option.chunk.map(|c| frame.slice_ref(c));
             match (event_time(second), is_map(record)) {
-                (Some(t), true) => events.push(Event {
-                    time: t,
+                (Some(time), true) => Source::One(Event {
+                    time,
                     record: frame.slice_ref(record),
                 }),
-                _ => invalid += 1,
+                _ => {
+                    invalid += 1;
+                    Source::Done
+                }
             }
         }
         ValueRef::Array(n, body) => {
             let option = options(&mut r, len > 2)?;
             chunk = option.chunk.map(|c| frame.slice_ref(c));
-            let mut entries = Reader::new(body);
-            for _ in 0..n {
-                match entry(&mut entries)? {
-                    Some((t, rec)) => events.push(Event {
-                        time: t,
-                        record: frame.slice_ref(rec),
-                    }),
-                    None => invalid += 1,
-                }
+            Source::Array {
+                body: frame.slice_ref(body),
+                pos: 0,
+                left: n,
             }
         }
         ValueRef::Str(payload) | ValueRef::Bin(payload) => {
@@ -120,34 +231,23 @@ pub fn decode(
                 // "text" and anything else mean uncompressed, but gzip's magic bytes win.
                 _ => payload.starts_with(&[0x1f, 0x8b]),
             };
-            let packed = if gzip {
+            let body = if gzip {
                 inflate(payload, max_inflated)?
             } else {
                 frame.slice_ref(payload)
             };
-            let mut entries = Reader::new(&packed);
-            while !entries.is_empty() {
-                match entry(&mut entries) {
-                    Ok(Some((t, rec))) => events.push(Event {
-                        time: t,
-                        record: packed.slice_ref(rec),
-                    }),
-                    Ok(None) => invalid += 1,
-                    // Trailing bytes that are not a whole entry: skip them.
-                    Err(_) => {
-                        invalid += 1;
-                        break;
-                    }
-                }
-            }
+            Source::Packed { body, pos: 0 }
         }
         other => return Err(FrameError::BadMode(other.type_name())),
-    }
-    Ok(Some(Frame {
-        tag,
-        chunk,
-        invalid,
-    }))
+    };
+    Ok(Some((
+        Frame {
+            tag,
+            chunk,
+            invalid,
+        },
+        Entries(source),
+    )))
 }
 
 /// The option keys the receiver acts on, borrowed from the frame.
@@ -388,5 +488,70 @@ mod tests {
         assert!(matches!(r, Err(FrameError::TagNotUtf8)));
         let (r, _) = run(vec![0xc0]);
         assert!(r.unwrap().is_none(), "nil is a heartbeat");
+    }
+    #[test]
+    fn a_tag_longer_than_the_limit_is_refused_before_anything_else() {
+        let long = "t".repeat(MAX_TAG_BYTES + 1);
+        let mut f = vec![0x92];
+        s(&mut f, &long);
+        f.push(0x90);
+        let (r, _) = run(f);
+        assert!(matches!(r, Err(FrameError::TagTooLong(n)) if n == MAX_TAG_BYTES + 1));
+        let mut f = vec![0x92];
+        s(&mut f, &long[1..]);
+        f.push(0x90);
+        assert!(
+            run(f).0.unwrap().is_some(),
+            "a tag of exactly the limit is fine"
+        );
+    }
+
+    #[test]
+    fn entries_are_read_in_steps_of_bounded_size() {
+        let mut packed = Vec::new();
+        for i in 0..100u8 {
+            packed.extend_from_slice(&[0x92, i & 0x7f]);
+            record(&mut packed, "n", "0123456789");
+        }
+        let mut f = vec![0x92];
+        s(&mut f, "app");
+        f.push(0xc5);
+        f.extend_from_slice(&(packed.len() as u16).to_be_bytes());
+        f.extend_from_slice(&packed);
+        let (frame, mut entries) = open(&Bytes::from(f), 1 << 20).unwrap().unwrap();
+        assert_eq!(&frame.tag[..], b"app");
+        let (mut total, mut steps) = (0, 0);
+        while !entries.is_done() {
+            let mut out = Vec::new();
+            assert_eq!(entries.read(&mut out, 1).unwrap(), 0);
+            assert_eq!(
+                out.len(),
+                1,
+                "a step below one event's size still reads one"
+            );
+            total += out.len();
+            steps += 1;
+        }
+        assert_eq!((total, steps), (100, 100));
+
+        let (_, mut entries) = open(&Bytes::from(forward_frame(50)), 1 << 20)
+            .unwrap()
+            .unwrap();
+        let mut out = Vec::new();
+        entries.read(&mut out, usize::MAX).unwrap();
+        assert_eq!(out.len(), 50);
+        assert!(entries.is_done());
+    }
+
+    fn forward_frame(n: u8) -> Vec<u8> {
+        let mut f = vec![0x92];
+        s(&mut f, "app");
+        f.push(0xdc);
+        f.extend_from_slice(&(n as u16).to_be_bytes());
+        for i in 0..n {
+            f.extend_from_slice(&[0x92, i & 0x7f]);
+            record(&mut f, "n", "x");
+        }
+        f
     }
 }

@@ -1,0 +1,205 @@
+//! Hostile shapes that are valid msgpack: huge tags, records with very many keys, frames of
+//! millions of events. Each costs time linear in its bytes and memory within the limits, and a
+//! canary client on another connection keeps getting its acks promptly meanwhile.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{Router, mp, wait_lines, wait_until};
+
+const CONFIG: &str = "
+[SERVICE]
+    Flush 0.2
+    HTTP_Server On
+    HTTP_Listen 127.0.0.1
+    HTTP_Port   0
+[INPUT]
+    Name            forward
+    Listen          127.0.0.1
+    Port            0
+    Buffer_Chunk_Size 64K
+    Buffer_Max_Size   8M
+[OUTPUT]
+    Name  file
+    Match canary
+    Path  {dir}
+    File  canary.log
+[OUTPUT]
+    Name  file
+    Match big*
+    Path  {dir}
+    File  big.log
+[OUTPUT]
+    Name  null
+    Match *
+";
+
+/// Sends one acked record every 50 ms until stopped; returns the slowest ack seen.
+struct Canary {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Duration>,
+}
+
+impl Canary {
+    fn start(port: u16) -> Canary {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut slowest = Duration::ZERO;
+            let mut n = 0u32;
+            while !s.load(Ordering::Relaxed) {
+                let chunk = format!("canary-{n}");
+                let sent = Instant::now();
+                c.write_all(&mp::message_with_chunk(
+                    "canary",
+                    1,
+                    &[("n", &n.to_string())],
+                    &chunk,
+                ))
+                .unwrap();
+                let want = mp::ack(&chunk);
+                let mut got = vec![0; want.len()];
+                c.read_exact(&mut got).unwrap();
+                assert_eq!(got, want);
+                slowest = slowest.max(sent.elapsed());
+                n += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            slowest
+        });
+        Canary { stop, thread }
+    }
+
+    fn finish(self) -> Duration {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The slowest canary ack allowed while the router works through a hostile frame. Unloaded,
+/// an ack takes about a millisecond; the quadratic rendering this guards against stalled
+/// every client for 2.4 s at 20,000 keys and over a minute at 200,000. Generous, as tests
+/// run a debug build on a busy machine.
+const ACK_BOUND: Duration = Duration::from_millis(1500);
+
+#[test]
+fn a_record_with_200000_keys_does_not_stall_other_clients() {
+    let router = Router::start(CONFIG, 1);
+    let mut f = vec![0x94];
+    mp::str(&mut f, "big");
+    mp::event_time(&mut f, 1, 0);
+    rmp::encode::write_map_len(&mut f, 200_000).unwrap();
+    for i in 0..200_000 {
+        mp::str(&mut f, &format!("k{i}"));
+        mp::str(&mut f, "v");
+    }
+    f.push(0x80);
+    let canary = Canary::start(router.port(0));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut s = router.tcp(0);
+    s.write_all(&f).unwrap();
+    let lines = wait_lines(&router.dir.path("big.log"), 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    let slowest = canary.finish();
+    assert_eq!(lines.len(), 1);
+    let record = lines[0].record.as_object().unwrap();
+    assert_eq!(record.len(), 200_000, "every key is kept");
+    assert_eq!(record["k199999"], "v");
+    eprintln!("slowest canary ack {slowest:?}");
+    assert!(slowest < ACK_BOUND, "slowest canary ack {slowest:?}");
+}
+
+#[test]
+fn a_packed_forward_of_a_million_events_does_not_starve_other_clients() {
+    let router = Router::start(CONFIG, 1);
+    // [tag, bin(entries)] with 1,000,000 entries [t, {"n":i % 100}] (about 7 MB).
+    let mut entries = Vec::new();
+    for i in 0..1_000_000u32 {
+        entries.extend_from_slice(&[0x92, 0x01, 0x81, 0xa1, b'n', (i % 100) as u8]);
+    }
+    let mut f = vec![0x92];
+    mp::str(&mut f, "many");
+    rmp::encode::write_bin(&mut f, &entries).unwrap();
+    let before = router.rss_kib();
+    let canary = Canary::start(router.port(0));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut s = router.tcp(0);
+    for _ in 0..3 {
+        s.write_all(&f).unwrap();
+    }
+    // A record after them on the same connection arrives once they are all through.
+    s.write_all(&mp::message("big.after", 1, 0, &[("done", "yes")]))
+        .unwrap();
+    let lines = wait_lines(&router.dir.path("big.log"), 1, Duration::from_secs(60));
+    let slowest = canary.finish();
+    assert_eq!(lines.len(), 1);
+    let peak = router.peak_rss_kib();
+    eprintln!("peak RSS {peak} KiB from {before} KiB");
+    eprintln!("slowest canary ack {slowest:?}");
+    assert!(slowest < ACK_BOUND, "slowest canary ack {slowest:?}");
+    // Three 7 MB frames in flight, each read into one buffer: at most the frame, its
+    // events' descriptors for one step, and the output's queue.
+    assert!(
+        peak < before + 64 * 1024,
+        "peak RSS {peak} KiB from {before} KiB"
+    );
+}
+
+#[test]
+fn tags_past_the_limit_are_refused_and_distinct_tags_do_not_grow_memory() {
+    let router = Router::start(CONFIG, 1);
+    let before = router.rss_kib();
+    let mut s = router.tcp(0);
+    // 400 frames with distinct 1 MiB tags, as an attacker would send them.
+    let mut tag = "x".repeat(1 << 20);
+    for i in 0..400u32 {
+        tag.replace_range(..4, &format!("{i:04}"));
+        let mut f = vec![0x92];
+        mp::str(&mut f, &tag);
+        f.push(0x90);
+        s.write_all(&f).unwrap();
+    }
+    // Then 2,000 distinct tags just under the limit, which are accepted.
+    let mut near = "y".repeat(4090);
+    for i in 0..2000u32 {
+        near.replace_range(..4, &format!("{i:04}"));
+        s.write_all(&mp::message(&near, 1, 0, &[("n", &i.to_string())]))
+            .unwrap();
+    }
+    s.write_all(&mp::message("big.after", 1, 0, &[("done", "yes")]))
+        .unwrap();
+    let lines = wait_lines(&router.dir.path("big.log"), 1, Duration::from_secs(30));
+    assert_eq!(lines.len(), 1);
+    assert!(
+        router.wait_log(
+            "tag is 1048576 bytes long; the longest accepted is 4096",
+            Duration::from_secs(2)
+        ),
+        "log: {}",
+        router.logs().join("\n")
+    );
+    let after = router.rss_kib();
+    eprintln!("RSS {before} -> {after} KiB");
+    assert!(
+        after < before + 40 * 1024,
+        "RSS {before} -> {after} KiB for 400 1 MiB tags and 2,000 4 KiB ones"
+    );
+    let refused = wait_until(Duration::from_secs(3), || {
+        let (_, text) = common::http::get(router.http_port(), "/api/v2/metrics/prometheus");
+        common::http::prom_value(
+            &text,
+            "logrouter_dropped_records_total",
+            "plugin=\"input\",name=\"forward.0\",reason=\"refused_frame\"",
+        )
+        .is_some_and(|v| v >= 400.0)
+    });
+    assert!(refused, "the 400 refused frames are counted");
+}
