@@ -203,3 +203,110 @@ fn tags_past_the_limit_are_refused_and_distinct_tags_do_not_grow_memory() {
     });
     assert!(refused, "the 400 refused frames are counted");
 }
+
+const LIMITS: &str = "
+[SERVICE]
+    Flush 0.2
+    HTTP_Server On
+    HTTP_Listen 127.0.0.1
+    HTTP_Port   0
+[INPUT]
+    Name            forward
+    Listen          127.0.0.1
+    Port            0
+    Frame_Timeout   1s
+    Max_Connections 5
+[OUTPUT]
+    Name  file
+    Match *
+    Path  {dir}
+    File  out.log
+";
+
+fn input_counter(router: &Router, name: &str) -> f64 {
+    let (_, text) = common::http::get(router.http_port(), "/api/v2/metrics/prometheus");
+    common::http::prom_value(&text, name, "name=\"forward.0\"").unwrap_or(-1.0)
+}
+
+#[test]
+fn a_frame_sent_a_byte_at_a_time_is_cut_off_but_idle_clients_are_not() {
+    let router = Router::start(LIMITS, 1);
+    let mut idle = router.tcp(0);
+    let mut slow = router.tcp(0);
+    slow.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let frame = mp::message("slow", 1, 0, &[("n", "1")]);
+    let started = Instant::now();
+    let mut closed = false;
+    for b in &frame {
+        if slow.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 16];
+        match slow.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                closed = true;
+                break;
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    assert!(closed, "the slow frame's connection is closed");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    // The idle connection (no partial frame) has been open as long and still works.
+    idle.write_all(&mp::message("idle", 1, 0, &[("n", "2")]))
+        .unwrap();
+    let lines = wait_lines(&router.dir.path("out.log"), 1, Duration::from_secs(5));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].tag, "idle");
+    assert_eq!(
+        input_counter(&router, "logrouter_input_timed_out_connections_total"),
+        1.0
+    );
+    assert!(router.wait_log(
+        "did not complete within Frame_Timeout",
+        Duration::from_secs(1)
+    ));
+}
+
+#[test]
+fn connections_past_max_connections_are_closed_and_counted() {
+    let router = Router::start(LIMITS, 1);
+    let mut open: Vec<TcpStream> = (0..5).map(|_| router.tcp(0)).collect();
+    // Each of the five is being served before the sixth connects.
+    for (i, c) in open.iter_mut().enumerate() {
+        c.write_all(&mp::message("ok", 1, 0, &[("n", &i.to_string())]))
+            .unwrap();
+    }
+    wait_lines(&router.dir.path("out.log"), 5, Duration::from_secs(5));
+    let mut sixth = router.tcp(0);
+    sixth
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(common::closed_by_peer(&mut sixth), "the sixth is closed");
+    assert_eq!(
+        input_counter(&router, "logrouter_input_refused_connections_total"),
+        1.0
+    );
+    // Once one closes, a new client is served again.
+    drop(open.pop());
+    let served = wait_until(Duration::from_secs(5), || {
+        let mut c = router.tcp(0);
+        let _ = c.write_all(&mp::message("again", 1, 0, &[("n", "9")]));
+        std::thread::sleep(Duration::from_millis(200));
+        common::read_out_file(&router.dir.path("out.log"))
+            .iter()
+            .any(|l| l.tag == "again")
+    });
+    assert!(served, "a connection under the limit is served");
+    assert!(router.wait_log(
+        "5 connections are open (Max_Connections)",
+        Duration::from_secs(1)
+    ));
+}

@@ -118,6 +118,10 @@ pub struct InputMetrics {
     /// Frames refused and connections closed for bad input.
     pub errors: Counter,
     pub connections: Gauge,
+    /// Connections closed on accept because `Max_Connections` were open.
+    pub refused_connections: Counter,
+    /// Connections closed because a frame did not complete within `Frame_Timeout`.
+    pub timed_out_connections: Counter,
     pub dropped: Drops,
     /// Nanoseconds its connections spent waiting for queue room (backpressure).
     pub backpressure_ns: Counter,

@@ -10,6 +10,8 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::engine::metrics::InputMetrics;
+
 pub enum Listener {
     Tcp(TcpListener),
     /// The socket file is removed when the listener is dropped.
@@ -73,9 +75,17 @@ impl Listener {
     }
 
     /// Accepts connections and runs `serve` on each until `stop` fires; then closes the
-    /// listener (removing its socket file) and waits for the connections to finish.
-    pub async fn serve<F, Fut>(self, input: &str, stop: &CancellationToken, mut serve: F)
-    where
+    /// listener (removing its socket file) and waits for the connections to finish. With
+    /// `max_connections` (0: no limit) open, a new connection is closed at once and counted:
+    /// clients retry, and the ones already connected are not starved of descriptors.
+    pub async fn serve<F, Fut>(
+        self,
+        input: &str,
+        stop: &CancellationToken,
+        max_connections: usize,
+        metrics: &InputMetrics,
+        mut serve: F,
+    ) where
         F: FnMut(Accepted) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
@@ -85,6 +95,17 @@ impl Listener {
                 () = stop.cancelled() => break,
                 a = self.accept() => a,
             };
+            if accepted.is_ok() && max_connections > 0 && connections.len() >= max_connections {
+                let n = metrics.refused_connections.get();
+                metrics.refused_connections.inc();
+                if n.is_multiple_of(1000) {
+                    tracing::warn!(
+                        "[input:{input}] {max_connections} connections are open (Max_Connections): closing a new one ({} so far)",
+                        n + 1
+                    );
+                }
+                continue;
+            }
             match accepted {
                 Ok(Accepted::Tcp(stream)) => {
                     // Replies (acks) must not wait for Nagle's algorithm.

@@ -153,7 +153,7 @@ impl Input for Tcp {
         let settings = self.settings;
         let name = format!("tcp:{}", settings.name);
         listener
-            .serve(&name, &ctx.stop, |accepted| {
+            .serve(&name, &ctx.stop, 0, ctx.emitter.metrics(), |accepted| {
                 let conn = Connection {
                     settings: settings.clone(),
                     emitter: ctx.emitter.clone(),

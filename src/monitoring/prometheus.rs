@@ -152,6 +152,22 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
     per_plugin!(
         o,
         s.inputs,
+        "logrouter_input_refused_connections_total",
+        "counter",
+        "Connections closed on accept because Max_Connections were open.",
+        |m| m.refused_connections.get()
+    );
+    per_plugin!(
+        o,
+        s.inputs,
+        "logrouter_input_timed_out_connections_total",
+        "counter",
+        "Connections closed because a frame did not complete within Frame_Timeout.",
+        |m| m.timed_out_connections.get()
+    );
+    per_plugin!(
+        o,
+        s.inputs,
         "logrouter_input_backpressure_seconds_total",
         "counter",
         "Time connections waited for queue room, in seconds.",

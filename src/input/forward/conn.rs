@@ -102,6 +102,8 @@ enum ConnError {
 struct Connection {
     settings: Arc<Settings>,
     buf: BytesMut,
+    /// Frames completed so far.
+    frames: u64,
     scanner: Scanner,
     /// Batches decoded but not yet handed over, in arrival order.
     pending: Vec<Batch>,
@@ -145,6 +147,7 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
         acks: Vec::new(),
         last_tag: None,
         scratch: Vec::new(),
+        frames: 0,
     };
     let mut sock = sock;
     let mut drain_until = None;
@@ -153,6 +156,8 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
     // The read before it: a client whose reads come close together is writing fast.
     let mut prev_read = last_read;
     let mut trickle = false;
+    // When the first byte of the frame being received arrived (slowloris guard).
+    let mut frame_deadline: Option<tokio::time::Instant> = None;
     loop {
         let ready = match drain_until {
             None => tokio::select! {
@@ -160,6 +165,14 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
                 () = stop.cancelled() => {
                     drain_until = Some(tokio::time::Instant::now() + drain);
                     continue;
+                }
+                () = sleep_until(frame_deadline) => {
+                    emitter.metrics().timed_out_connections.inc();
+                    tracing::warn!(
+                        "[input:forward:{metrics_name}] closing a connection whose frame did not complete within Frame_Timeout ({} bytes received)",
+                        conn.buf.len()
+                    );
+                    break;
                 }
             },
             Some(until) => {
@@ -200,6 +213,7 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(_) => break,
         }
+        let frames_before = conn.frames;
         if let Err(e) = conn.process(&mut emitter).await {
             if let ConnError::Framing(_) = e {
                 emitter.metrics().errors.inc();
@@ -217,6 +231,10 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
         if conn.buf.is_empty() {
             // Release the buffer while idle; records still in flight keep their own slices.
             conn.buf = BytesMut::new();
+            frame_deadline = None;
+        } else if frame_deadline.is_none() || conn.frames != frames_before {
+            // A frame has begun: the clock starts at its first read.
+            frame_deadline = conn.settings.frame_timeout.map(|t| last_read + t);
         }
     }
     if !conn.buf.is_empty() {
@@ -251,6 +269,7 @@ impl Connection {
     /// Decodes every whole frame in the buffer and hands the batches over.
     async fn process(&mut self, emitter: &mut Emitter) -> Result<(), ConnError> {
         while let Some(len) = self.scanner.advance(&self.buf)? {
+            self.frames += 1;
             let frame = self.buf.split_to(len).freeze();
             self.handle(&frame, emitter).await?;
         }
@@ -361,4 +380,12 @@ fn refuse(input: &str, emitter: &Emitter, e: &FrameError) {
     emitter.metrics().errors.inc();
     emitter.metrics().dropped.add(DropReason::RefusedFrame, 1);
     tracing::warn!("[input:forward:{input}] frame refused: {e}");
+}
+
+/// Waits until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }

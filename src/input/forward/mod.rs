@@ -19,6 +19,10 @@ use crate::config::{ConfigError, Section};
 const DEFAULT_PORT: u16 = 24224;
 const DEFAULT_CHUNK_SIZE: u64 = 1_024_000;
 const DEFAULT_MAX_SIZE: u64 = 6_144_000;
+/// logrouter's own limits (Fluent Bit has none): far above what a host's containers open,
+/// and a slow link still sends a frame within a minute.
+const DEFAULT_MAX_CONNECTIONS: u64 = 8192;
+const DEFAULT_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Settings shared by the connections of one forward input.
 #[derive(Debug, Clone)]
@@ -34,6 +38,10 @@ pub struct Settings {
     pub max_size: usize,
     pub tag_prefix: Option<String>,
     pub tag: Option<String>,
+    /// Most connections open at once (0: no limit).
+    pub max_connections: usize,
+    /// How long a frame may take to arrive once its first byte has (`None`: no limit).
+    pub frame_timeout: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -89,6 +97,12 @@ impl Settings {
             max_size: max_size.min(u32::MAX as u64) as usize,
             tag_prefix: section.str("tag_prefix").map(str::to_string),
             tag: section.str("tag").map(str::to_string),
+            max_connections: section
+                .uint("max_connections")?
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                .min(usize::MAX as u64) as usize,
+            frame_timeout: Some(section.duration("frame_timeout", DEFAULT_FRAME_TIMEOUT)?)
+                .filter(|d| !d.is_zero()),
         })
     }
 
@@ -152,15 +166,21 @@ impl Input for Forward {
         };
         let name = format!("forward:{}", self.settings.name);
         listener
-            .serve(&name, &ctx.stop, |accepted| {
-                let shared = shared.clone();
-                async move {
-                    match accepted {
-                        Accepted::Tcp(stream) => conn::serve(stream, shared).await,
-                        Accepted::Unix(stream) => conn::serve(stream, shared).await,
+            .serve(
+                &name,
+                &ctx.stop,
+                self.settings.max_connections,
+                ctx.emitter.metrics(),
+                |accepted| {
+                    let shared = shared.clone();
+                    async move {
+                        match accepted {
+                            Accepted::Tcp(stream) => conn::serve(stream, shared).await,
+                            Accepted::Unix(stream) => conn::serve(stream, shared).await,
+                        }
                     }
-                }
-            })
+                },
+            )
             .await;
     }
 
