@@ -320,3 +320,31 @@ fn the_default_config_prints_records_as_json_lines() {
         "{\"date\":1700000000.0,\"log\":\"hi\"}\n"
     );
 }
+
+#[test]
+fn secrets_never_appear_in_dry_run_output_or_config_errors() {
+    let secret = "dd-SECRET-0123456789abcdef";
+    let both = |o: &Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(o));
+    // A valid config with an API key, set directly and through a variable.
+    let (out, _dir) = dry_run_env(
+        &[(
+            "fluent-bit.conf",
+            &format!(
+                "[INPUT]\n    Name forward\n[OUTPUT]\n    Name datadog\n    Match a\n    apikey {secret}\n[OUTPUT]\n    Name datadog\n    Match b\n    apikey ${{DD_API_KEY}}\n"
+            ),
+        )],
+        &[("DD_API_KEY", &format!("{secret}-env"))],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!both(&out).contains("SECRET"), "{}", both(&out));
+    // Broken lines holding a key: the error names the key, never its value.
+    for text in [
+        format!("    apikey {secret}\n"),
+        format!("[OUTPUT]\nName datadog\napikey {secret}\n"),
+        format!("[OUTPUT]\n    Name datadog\n    Match *\n    apikey {secret}\n  tls.verify off\n"),
+    ] {
+        let (out, _dir) = dry_run(&[("fluent-bit.conf", &text)]);
+        assert!(!out.status.success());
+        assert!(!both(&out).contains("SECRET"), "{}", both(&out));
+    }
+}
