@@ -214,6 +214,7 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
             Err(_) => break,
         }
         let frames_before = conn.frames;
+        let processing = tokio::time::Instant::now();
         if let Err(e) = conn.process(&mut emitter).await {
             if let ConnError::Framing(_) = e {
                 emitter.metrics().errors.inc();
@@ -235,6 +236,9 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
         } else if frame_deadline.is_none() || conn.frames != frames_before {
             // A frame has begun: the clock starts at its first read.
             frame_deadline = conn.settings.frame_timeout.map(|t| last_read + t);
+        } else if let Some(d) = &mut frame_deadline {
+            // Time spent waiting for queue room (backpressure) is ours, not the client's.
+            *d += processing.elapsed();
         }
     }
     if !conn.buf.is_empty() {
