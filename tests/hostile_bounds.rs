@@ -13,13 +13,22 @@ use std::time::{Duration, Instant};
 
 use common::{Router, mp, wait_lines, wait_until};
 
-const CONFIG: &str = "
+/// The shared `[SERVICE]`: fast flushes and the monitoring server, for the counters.
+macro_rules! service {
+    () => {
+        "
 [SERVICE]
     Flush 0.2
     HTTP_Server On
     HTTP_Listen 127.0.0.1
     HTTP_Port   0
-[INPUT]
+"
+    };
+}
+
+const CONFIG: &str = concat!(
+    service!(),
+    "[INPUT]
     Name            forward
     Listen          127.0.0.1
     Port            0
@@ -38,7 +47,8 @@ const CONFIG: &str = "
 [OUTPUT]
     Name  null
     Match *
-";
+"
+);
 
 /// Sends one acked record every 50 ms until stopped; returns the slowest ack seen.
 struct Canary {
@@ -204,13 +214,9 @@ fn tags_past_the_limit_are_refused_and_distinct_tags_do_not_grow_memory() {
     assert!(refused, "the 400 refused frames are counted");
 }
 
-const LIMITS: &str = "
-[SERVICE]
-    Flush 0.2
-    HTTP_Server On
-    HTTP_Listen 127.0.0.1
-    HTTP_Port   0
-[INPUT]
+const LIMITS: &str = concat!(
+    service!(),
+    "[INPUT]
     Name            forward
     Listen          127.0.0.1
     Port            0
@@ -221,7 +227,8 @@ const LIMITS: &str = "
     Match *
     Path  {dir}
     File  out.log
-";
+"
+);
 
 fn input_counter(router: &Router, name: &str) -> f64 {
     let (_, text) = common::http::get(router.http_port(), "/api/v2/metrics/prometheus");

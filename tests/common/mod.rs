@@ -264,9 +264,12 @@ pub fn parse_out_file(text: &str) -> Vec<OutLine> {
         .collect()
 }
 
-/// Reads the out_file-format lines of `path` (empty if it does not exist yet).
+/// Reads the out_file-format lines of `path` (empty if it does not exist yet). A last line
+/// still being written (no newline yet) is left for the next read.
 pub fn read_out_file(path: &Path) -> Vec<OutLine> {
-    parse_out_file(&std::fs::read_to_string(path).unwrap_or_default())
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |i| &text[..=i]);
+    parse_out_file(whole)
 }
 
 /// Waits until `path` holds at least `n` lines, and returns them.

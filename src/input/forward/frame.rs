@@ -100,7 +100,8 @@ impl Entries {
     }
 
     /// Appends events to `out` until their sizes (and skipped entries' wire sizes) reach
-    /// `max_bytes` (at least one entry is read) or the entries end. Returns how many invalid entries were skipped.
+    /// `max_bytes` (at least one entry is read) or the entries end. Returns how many invalid
+    /// entries were skipped.
     pub fn read(&mut self, out: &mut Vec<Event>, max_bytes: usize) -> Result<usize, FrameError> {
         let max_bytes = max_bytes.max(1);
         let mut invalid = 0;
@@ -119,11 +120,7 @@ impl Entries {
                     pos += r.pos();
                     left -= 1;
                     match e {
-                        Some((time, rec)) => {
-                            let record = body.slice_ref(rec);
-                            size += record.len() + std::mem::size_of::<Event>();
-                            out.push(Event { time, record });
-                        }
+                        Some((time, rec)) => size += push(out, time, body.slice_ref(rec)),
                         // Skipped entries count by their wire size, so a run of them is
                         // stepped through too.
                         None => {
@@ -140,11 +137,7 @@ impl Entries {
                 while pos < body.len() && size < max_bytes {
                     let mut r = Reader::new(&body[pos..]);
                     match entry(&mut r) {
-                        Ok(Some((time, rec))) => {
-                            let record = body.slice_ref(rec);
-                            size += record.len() + std::mem::size_of::<Event>();
-                            out.push(Event { time, record });
-                        }
+                        Ok(Some((time, rec))) => size += push(out, time, body.slice_ref(rec)),
                         Ok(None) => {
                             invalid += 1;
                             size += r.pos();
@@ -165,6 +158,14 @@ impl Entries {
         }
         Ok(invalid)
     }
+}
+
+/// Appends an event; returns its [`Event::size`].
+fn push(out: &mut Vec<Event>, time: EventTime, record: Bytes) -> usize {
+    let event = Event { time, record };
+    let size = event.size();
+    out.push(event);
+    size
 }
 
 /// Checks `frame`'s shape and reads its tag and options; its entries are read afterwards
