@@ -65,17 +65,17 @@ impl TlsSettings {
         section.all("tls.debug").for_each(drop);
         for key in UNSUPPORTED {
             if let Some(e) = section.entry(key) {
-                tracing::warn!(
+                section.warn(format!(
                     "{}: [{plugin}] '{key}' is not supported by logrouter and has no effect",
                     e.loc
-                );
+                ));
             }
         }
         if !verify {
-            tracing::warn!(
+            section.warn(format!(
                 "{}: [{plugin}] tls.verify Off: the server's certificate is not checked",
                 section.loc
-            );
+            ));
         }
         Ok(TlsSettings { verify, ca_file })
     }

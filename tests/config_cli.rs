@@ -348,3 +348,23 @@ fn secrets_never_appear_in_dry_run_output_or_config_errors() {
         assert!(!both(&out).contains("SECRET"), "{}", both(&out));
     }
 }
+
+#[test]
+fn output_tls_settings_that_weaken_or_do_nothing_are_warned_about_at_start() {
+    let (out, _dir) = dry_run(&[(
+        "fluent-bit.conf",
+        "[INPUT]\n    Name forward\n[OUTPUT]\n    Name datadog\n    Match *\n    apikey k\n    tls.verify Off\n    tls.vhost example.com\n",
+    )]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fluent-bit.conf:3: [output:datadog")
+            && err.contains("tls.verify Off: the server's certificate is not checked"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":8: [output:datadog")
+            && err.contains("'tls.vhost' is not supported by logrouter and has no effect"),
+        "{err}"
+    );
+}

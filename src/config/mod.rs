@@ -189,8 +189,9 @@ impl Config {
         Ok(())
     }
 
-    /// Records a warning for each key of `section` that nothing read.
+    /// Collects the warnings plugins raised about `section`, and one for each key nothing read.
     pub fn warn_unread(&mut self, section: &Section) {
+        self.warnings.extend(section.take_warnings());
         let owner = match section.str("name") {
             Some(name) => format!("{} plugin '{}'", section.kind.noun(), name),
             None => format!("[{}]", section.kind.noun().to_uppercase()),

@@ -1,7 +1,7 @@
 //! One `[SECTION]` of a config: its entries with where each was written, and typed accessors
 //! that remember which keys were read, so keys nobody read can be reported.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -109,6 +109,8 @@ pub struct Section {
     pub loc: Location,
     entries: Vec<Entry>,
     used: Vec<Cell<bool>>,
+    /// Warnings plugins raised while reading it, shown once logging is up (see [`Section::warn`]).
+    warnings: RefCell<Vec<String>>,
 }
 
 impl Section {
@@ -118,6 +120,7 @@ impl Section {
             loc,
             entries: Vec::new(),
             used: Vec::new(),
+            warnings: RefCell::new(Vec::new()),
         }
     }
 
@@ -128,6 +131,17 @@ impl Section {
             loc,
         });
         self.used.push(Cell::new(false));
+    }
+
+    /// Records a warning about this section's settings. Plugins are built before the router's
+    /// log is set up, so warnings are collected and shown with the config's own.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.warnings.borrow_mut().push(message.into());
+    }
+
+    /// The warnings recorded so far, leaving none.
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.warnings.take()
     }
 
     /// Every entry named `key` (any case), marking them read.
