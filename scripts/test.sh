@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs logrouter's whole test suite on a fresh Debian machine with Rust: installs what the
-# tests need (a Python venv with the fluent-logger client), then runs every unit and
+# tests need (a Python venv with the fluent-logger client, Node's fluent-logger, openssl), then
+# runs every unit and
 # end-to-end test. Exits non-zero if any test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,18 @@ if ! .venv/bin/python -c 'import fluent.sender, msgpack' 2>/dev/null; then
     .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
 export LOGROUTER_TEST_PYTHON="$PWD/.venv/bin/python"
+
+# Node's fluent-logger (pinned in tests/node/package-lock.json), and openssl to make the TLS
+# tests' certificates.
+missing=()
+command -v npm >/dev/null || missing+=(nodejs npm)
+command -v openssl >/dev/null || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ ! -d tests/node/node_modules/fluent-logger ]; then
+    npm ci --prefix tests/node --no-audit --no-fund --silent
+fi
 
 cargo build --release --locked --workspace
 cargo test --locked --workspace --all-targets

@@ -317,3 +317,44 @@ fn connections_past_max_connections_are_closed_and_counted() {
         Duration::from_secs(1)
     ));
 }
+
+#[test]
+fn the_tcp_input_caps_its_connections_too() {
+    let router = Router::start(
+        concat!(
+            service!(),
+            "[INPUT]
+    Name            tcp
+    Listen          127.0.0.1
+    Port            0
+    Tag             lines
+    Max_Connections 2
+[OUTPUT]
+    Name  file
+    Match *
+    Path  {dir}
+    File  out.log
+"
+        ),
+        1,
+    );
+    let mut open: Vec<TcpStream> = (0..2).map(|_| router.tcp(0)).collect();
+    for (i, c) in open.iter_mut().enumerate() {
+        writeln!(c, "{{\"n\":{i}}}").unwrap();
+    }
+    assert_eq!(
+        wait_lines(&router.dir.path("out.log"), 2, Duration::from_secs(5)).len(),
+        2
+    );
+    let mut third = router.tcp(0);
+    assert!(common::closed_by_peer(&mut third), "the third is closed");
+    let (_, text) = common::http::get(router.http_port(), "/api/v2/metrics/prometheus");
+    assert_eq!(
+        common::http::prom_value(
+            &text,
+            "logrouter_input_refused_connections_total",
+            "name=\"tcp.0\""
+        ),
+        Some(1.0)
+    );
+}

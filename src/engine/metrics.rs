@@ -122,6 +122,8 @@ pub struct InputMetrics {
     pub refused_connections: Counter,
     /// Connections closed because a frame did not complete within `Frame_Timeout`.
     pub timed_out_connections: Counter,
+    /// Connections closed because the forward handshake failed (bad key, user or PING).
+    pub auth_failures: Counter,
     pub dropped: Drops,
     /// Nanoseconds its connections spent waiting for queue room (backpressure).
     pub backpressure_ns: Counter,

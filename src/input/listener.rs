@@ -12,6 +12,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::engine::metrics::InputMetrics;
 
+/// Default `Max_Connections` of the network inputs (logrouter's own limit; Fluent Bit has none):
+/// far above what a host's containers open.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 8192;
+
 pub enum Listener {
     Tcp(TcpListener),
     /// The socket file is removed when the listener is dropped.

@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::listener::{Accepted, Listener};
+use super::listener::{Accepted, DEFAULT_MAX_CONNECTIONS, Listener};
 use super::{BindError, Input, InputContext};
 use crate::config::{ConfigError, Section};
 use crate::engine::{DropReason, Emitter};
@@ -43,6 +43,8 @@ struct Settings {
     /// Longest line kept.
     buffer_size: usize,
     tag: Tag,
+    /// Most connections open at once (0: no limit).
+    max_connections: usize,
 }
 
 pub struct Tcp {
@@ -96,6 +98,10 @@ impl Tcp {
                 chunk_size: chunk_size.min(u32::MAX as u64) as usize,
                 buffer_size: buffer_size.min(u32::MAX as u64) as usize,
                 tag: Arc::from(section.str("tag").unwrap_or(name)),
+                max_connections: section
+                    .uint("max_connections")?
+                    .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                    .min(usize::MAX as u64) as usize,
             }),
             listener: None,
         })
@@ -153,23 +159,29 @@ impl Input for Tcp {
         let settings = self.settings;
         let name = format!("tcp:{}", settings.name);
         listener
-            .serve(&name, &ctx.stop, 0, ctx.emitter.metrics(), |accepted| {
-                let conn = Connection {
-                    settings: settings.clone(),
-                    emitter: ctx.emitter.clone(),
-                    buf: BytesMut::new(),
-                    scratch: Vec::new(),
-                    arena: BytesMut::with_capacity(crate::record::arena_for(0)),
-                    discarding: false,
-                };
-                let stop = ctx.stop.clone();
-                let drain = ctx.drain;
-                async move {
-                    if let Accepted::Tcp(stream) = accepted {
-                        conn.serve(stream, stop, drain).await;
+            .serve(
+                &name,
+                &ctx.stop,
+                settings.max_connections,
+                ctx.emitter.metrics(),
+                |accepted| {
+                    let conn = Connection {
+                        settings: settings.clone(),
+                        emitter: ctx.emitter.clone(),
+                        buf: BytesMut::new(),
+                        scratch: Vec::new(),
+                        arena: BytesMut::with_capacity(crate::record::arena_for(0)),
+                        discarding: false,
+                    };
+                    let stop = ctx.stop.clone();
+                    let drain = ctx.drain;
+                    async move {
+                        if let Accepted::Tcp(stream) = accepted {
+                            conn.serve(stream, stop, drain).await;
+                        }
                     }
-                }
-            })
+                },
+            )
             .await;
     }
 

@@ -168,6 +168,14 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
     per_plugin!(
         o,
         s.inputs,
+        "logrouter_input_auth_failures_total",
+        "counter",
+        "Connections closed because the TLS or forward handshake failed.",
+        |m| m.auth_failures.get()
+    );
+    per_plugin!(
+        o,
+        s.inputs,
         "logrouter_input_backpressure_seconds_total",
         "counter",
         "Time connections waited for queue room, in seconds.",

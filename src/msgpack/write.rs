@@ -20,6 +20,22 @@ pub fn write_str(out: &mut impl BufMut, s: &[u8]) {
     out.put_slice(s);
 }
 
+/// A binary value: header then bytes.
+pub fn write_bin(out: &mut impl BufMut, b: &[u8]) {
+    let n = b.len();
+    if n < 256 {
+        out.put_u8(0xc4);
+        out.put_u8(n as u8);
+    } else if n < 65_536 {
+        out.put_u8(0xc5);
+        out.put_u16(n as u16);
+    } else {
+        out.put_u8(0xc6);
+        out.put_u32(n as u32);
+    }
+    out.put_slice(b);
+}
+
 pub fn write_map_len(out: &mut impl BufMut, n: u32) {
     if n < 16 {
         out.put_u8(0x80 | n as u8);

@@ -378,3 +378,110 @@ pub fn raise_nofile() {
         }
     }
 }
+
+/// Node's fluent-logger sender (tests/node/send.js, modules installed by scripts/test.sh).
+pub fn node_sender() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        dir.join("node_modules/fluent-logger").exists(),
+        "Node's fluent-logger is missing: run scripts/test.sh (or npm ci --prefix tests/node)"
+    );
+    dir.join("send.js")
+}
+
+/// Fluent Bit 5.1.1, to send to the router from the real thing: `LOGROUTER_TEST_FLUENT_BIT`, or
+/// the build beside the project (../shared/peers). `None` when neither exists.
+pub fn fluent_bit() -> Option<PathBuf> {
+    let p = match std::env::var("LOGROUTER_TEST_FLUENT_BIT") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/fluent-bit-5.1.1"),
+    };
+    p.is_file().then_some(p)
+}
+
+/// A test CA and, signed by it, a server certificate for localhost / 127.0.0.1 and a client
+/// certificate, made with the openssl CLI: `{ca,server,client}.{crt,key}` in `dir`.
+pub fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=logrouter test CA",
+        ],
+    ]
+    .concat());
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        (
+            "client",
+            "subjectAltName=DNS:client.example\nextendedKeyUsage=clientAuth\n",
+        ),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let (key, csr, crt, extfile) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        ]
+        .concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &extfile,
+        ]);
+    }
+}

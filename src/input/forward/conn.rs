@@ -6,18 +6,18 @@
 //! without copying and their records stay slices of it. A frame is scanned once however many
 //! reads bring it in (see [`Scanner`]).
 
-use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::Settings;
 use super::frame::{self, FrameError};
+use super::handshake::{self, HandshakeError};
+use super::socket::Socket;
 use crate::engine::{Closed, DropReason, Emitter};
 use crate::msgpack::{DecodeError, Scanner, ScannerLimits};
 use crate::record::{Batch, Event, Tag};
@@ -33,50 +33,6 @@ const DRAIN_IDLE: Duration = Duration::from_millis(200);
 /// A client that writes small frames in quick succession (Docker's driver writes one record a
 /// write) is read at most this often, so that one wake-up and one read take many frames.
 const COALESCE: Duration = Duration::from_millis(20);
-
-/// A stream that can wait for data without a buffer, and leave the event loop's poller while
-/// it waits on purpose.
-pub(super) trait Socket: AsyncWrite + Unpin + Send + Sized + 'static {
-    type Std: Send;
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
-    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
-    /// Out of epoll: data arriving meanwhile wakes nothing.
-    fn into_std(self) -> io::Result<Self::Std>;
-    /// Back in epoll; data that arrived meanwhile is reported at once.
-    fn from_std(std: Self::Std) -> io::Result<Self>;
-}
-
-impl Socket for TcpStream {
-    type Std = std::net::TcpStream;
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::readable(self)
-    }
-    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        TcpStream::try_read_buf(self, buf)
-    }
-    fn into_std(self) -> io::Result<Self::Std> {
-        TcpStream::into_std(self)
-    }
-    fn from_std(std: Self::Std) -> io::Result<Self> {
-        TcpStream::from_std(std)
-    }
-}
-
-impl Socket for UnixStream {
-    type Std = std::os::unix::net::UnixStream;
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        UnixStream::readable(self)
-    }
-    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        UnixStream::try_read_buf(self, buf)
-    }
-    fn into_std(self) -> io::Result<Self::Std> {
-        UnixStream::into_std(self)
-    }
-    fn from_std(std: Self::Std) -> io::Result<Self> {
-        UnixStream::from_std(std)
-    }
-}
 
 /// Sleeps `COALESCE` (or until `stop`) with the socket out of the poller: without that, epoll
 /// wakes the thread for every packet the client sends while the connection waits, which costs
@@ -150,6 +106,32 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
         frames: 0,
     };
     let mut sock = sock;
+    if let Some(auth) = conn.settings.auth.clone() {
+        match handshake::run(&mut sock, &auth, conn.settings.frame_timeout, &stop).await {
+            // What the client sent after its PING is the start of its data.
+            Ok(rest) => conn.buf = rest,
+            Err(e) => {
+                let m = emitter.metrics();
+                match e {
+                    HandshakeError::Refused(_) => {
+                        m.auth_failures.inc();
+                        tracing::warn!("[input:forward:{metrics_name}] handshake refused: {e}");
+                    }
+                    HandshakeError::TimedOut => {
+                        m.timed_out_connections.inc();
+                        tracing::warn!("[input:forward:{metrics_name}] closing a connection: {e}");
+                    }
+                    HandshakeError::Stopped | HandshakeError::Io(_) => {
+                        tracing::debug!("[input:forward:{metrics_name}] handshake ended: {e}");
+                    }
+                }
+                m.connections.sub(1);
+                return;
+            }
+        }
+    }
+    // Data already read (after the PING) is processed before waiting for more.
+    let mut primed = !conn.buf.is_empty();
     let mut drain_until = None;
     // When the last read happened, whether it was small, and whether its frames asked for acks.
     let mut last_read = tokio::time::Instant::now();
@@ -159,59 +141,65 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
     // When the first byte of the frame being received arrived (slowloris guard).
     let mut frame_deadline: Option<tokio::time::Instant> = None;
     loop {
-        let ready = match drain_until {
-            None => tokio::select! {
-                r = sock.readable() => r,
-                () = stop.cancelled() => {
-                    drain_until = Some(tokio::time::Instant::now() + drain);
-                    continue;
+        if primed {
+            primed = false;
+            emitter.metrics().bytes.add(conn.buf.len() as u64);
+            last_read = tokio::time::Instant::now();
+        } else {
+            let ready = match drain_until {
+                None => tokio::select! {
+                    r = sock.readable() => r,
+                    () = stop.cancelled() => {
+                        drain_until = Some(tokio::time::Instant::now() + drain);
+                        continue;
+                    }
+                    () = sleep_until(frame_deadline) => {
+                        emitter.metrics().timed_out_connections.inc();
+                        tracing::warn!(
+                            "[input:forward:{metrics_name}] closing a connection whose frame did not complete within Frame_Timeout ({} bytes received)",
+                            conn.buf.len()
+                        );
+                        break;
+                    }
+                },
+                Some(until) => {
+                    let idle = tokio::time::Instant::now() + DRAIN_IDLE;
+                    match tokio::time::timeout_at(idle.min(until), sock.readable()).await {
+                        Ok(r) => r,
+                        Err(_) => break,
+                    }
                 }
-                () = sleep_until(frame_deadline) => {
-                    emitter.metrics().timed_out_connections.inc();
-                    tracing::warn!(
-                        "[input:forward:{metrics_name}] closing a connection whose frame did not complete within Frame_Timeout ({} bytes received)",
-                        conn.buf.len()
-                    );
-                    break;
-                }
-            },
-            Some(until) => {
-                let idle = tokio::time::Instant::now() + DRAIN_IDLE;
-                match tokio::time::timeout_at(idle.min(until), sock.readable()).await {
-                    Ok(r) => r,
-                    Err(_) => break,
-                }
-            }
-        };
-        if ready.is_err() {
-            break;
-        }
-        // Frames trickling in (the last read was small and recent) wait a little for the
-        // ones behind them. Not while draining, and not for clients waiting for acks.
-        // (Readiness stays set after a read that did not empty the socket, so "readable" alone
-        // does not mean new data: a client writing every 100 ms must not be parked each time.)
-        if trickle
-            && drain_until.is_none()
-            && last_read.elapsed() < COALESCE
-            && last_read - prev_read < 2 * COALESCE
-        {
-            sock = match coalesce(sock, &stop).await {
-                Ok(s) => s,
-                Err(_) => break,
             };
-        }
-        conn.buf.reserve(conn.read_size());
-        match sock.try_read_buf(&mut conn.buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                emitter.metrics().bytes.add(n as u64);
-                trickle = n < READ_SIZE / 2;
-                prev_read = last_read;
-                last_read = tokio::time::Instant::now();
-                conn.compact();
+            if ready.is_err() {
+                break;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(_) => break,
+            // Frames trickling in (the last read was small and recent) wait a little for the
+            // ones behind them. Not while draining, and not for clients waiting for acks.
+            // (Readiness stays set after a read that did not empty the socket, so "readable" alone
+            // does not mean new data: a client writing every 100 ms must not be parked each time.)
+            if trickle
+                && drain_until.is_none()
+                && last_read.elapsed() < COALESCE
+                && last_read - prev_read < 2 * COALESCE
+            {
+                sock = match coalesce(sock, &stop).await {
+                    Ok(s) => s,
+                    Err(_) => break,
+                };
+            }
+            conn.buf.reserve(conn.read_size());
+            match sock.try_read_buf(&mut conn.buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    emitter.metrics().bytes.add(n as u64);
+                    trickle = n < READ_SIZE / 2;
+                    prev_read = last_read;
+                    last_read = tokio::time::Instant::now();
+                    conn.compact();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => break,
+            }
         }
         let frames_before = conn.frames;
         let processing = tokio::time::Instant::now();
@@ -224,7 +212,7 @@ pub(super) async fn serve<S: Socket>(sock: S, shared: Shared) {
         }
         if !conn.acks.is_empty() {
             trickle = false;
-            if sock.write_all(&conn.acks).await.is_err() {
+            if sock.write_all(&conn.acks).await.is_err() || sock.flush().await.is_err() {
                 break;
             }
             conn.acks.clear();

@@ -1,17 +1,21 @@
 //! `forward`: the Fluentd Forward protocol v1 receiver, on TCP or a Unix socket.
 //!
-//! This file holds the settings and the listener; [`conn`] serves one connection and [`frame`]
-//! decodes one frame.
+//! This file holds the settings and the listener; [`conn`] serves one connection (over a
+//! [`socket`]: TCP, Unix or [`tls`]), after the [`handshake`] when a shared key is set, and
+//! [`frame`] decodes one frame.
 
 mod conn;
 pub mod frame;
+pub mod handshake;
+mod socket;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::listener::{Accepted, Listener};
+use super::listener::{Accepted, DEFAULT_MAX_CONNECTIONS, Listener};
 use super::{BindError, Input, InputContext};
 use crate::config::{ConfigError, Section};
 
@@ -19,9 +23,7 @@ use crate::config::{ConfigError, Section};
 const DEFAULT_PORT: u16 = 24224;
 const DEFAULT_CHUNK_SIZE: u64 = 1_024_000;
 const DEFAULT_MAX_SIZE: u64 = 6_144_000;
-/// logrouter's own limits (Fluent Bit has none): far above what a host's containers open,
-/// and a slow link still sends a frame within a minute.
-const DEFAULT_MAX_CONNECTIONS: u64 = 8192;
+/// logrouter's own limit (Fluent Bit has none): a slow link still sends a frame within a minute.
 const DEFAULT_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Settings shared by the connections of one forward input.
@@ -42,33 +44,14 @@ pub struct Settings {
     pub max_connections: usize,
     /// How long a frame may take to arrive once its first byte has (`None`: no limit).
     pub frame_timeout: Option<std::time::Duration>,
+    /// The shared-key handshake, when on.
+    pub auth: Option<Arc<handshake::Auth>>,
+    /// TLS on the TCP listener, when on.
+    pub tls: Option<tls::Acceptor>,
 }
 
 impl Settings {
     fn from_section(section: &Section, name: &str) -> Result<Self, ConfigError> {
-        for key in [
-            "shared_key",
-            "self_hostname",
-            "security.users",
-            "empty_shared_key",
-        ] {
-            if let Some(e) = section.entry(key) {
-                return Err(ConfigError::new(
-                    &e.loc,
-                    format!(
-                        "{}: the forward handshake (shared key, users) is not implemented yet",
-                        e.key
-                    ),
-                ));
-            }
-        }
-        if section.bool("tls", false)? {
-            let loc = section.entry("tls").map_or(&section.loc, |e| &e.loc);
-            return Err(ConfigError::new(
-                loc,
-                "tls: TLS on the forward listener is not implemented yet",
-            ));
-        }
         // Fluent Bit's threading keys: one event loop serves every connection here.
         for key in ["threaded", "workers"] {
             section.all(key).for_each(drop);
@@ -103,6 +86,8 @@ impl Settings {
                 .min(usize::MAX as u64) as usize,
             frame_timeout: Some(section.duration("frame_timeout", DEFAULT_FRAME_TIMEOUT)?)
                 .filter(|d| !d.is_zero()),
+            auth: handshake::Auth::from_section(section)?.map(Arc::new),
+            tls: tls::Acceptor::from_section(section, &format!("input:forward:{name}"))?,
         })
     }
 
@@ -174,9 +159,24 @@ impl Input for Forward {
                 |accepted| {
                     let shared = shared.clone();
                     async move {
-                        match accepted {
-                            Accepted::Tcp(stream) => conn::serve(stream, shared).await,
-                            Accepted::Unix(stream) => conn::serve(stream, shared).await,
+                        match (accepted, &shared.settings.tls) {
+                            (Accepted::Tcp(stream), None) => conn::serve(stream, shared).await,
+                            (Accepted::Tcp(stream), Some(tls)) => {
+                                let timeout = shared.settings.frame_timeout;
+                                match tls.accept(stream, timeout, &shared.stop).await {
+                                    Ok(stream) => conn::serve(stream, shared).await,
+                                    Err(e) => {
+                                        let m = shared.emitter.metrics();
+                                        m.errors.inc();
+                                        m.auth_failures.inc();
+                                        tracing::warn!(
+                                            "[input:forward:{}] TLS handshake failed: {e}",
+                                            shared.settings.name
+                                        );
+                                    }
+                                }
+                            }
+                            (Accepted::Unix(stream), _) => conn::serve(stream, shared).await,
                         }
                     }
                 },
@@ -185,6 +185,18 @@ impl Input for Forward {
     }
 
     fn describe(&self) -> String {
-        format!("forward on {}", self.settings.address())
+        let s = &self.settings;
+        let mut d = format!("forward on {}", s.address());
+        if let Some(tls) = &s.tls {
+            d += if tls.verify {
+                " over TLS (client certificates checked)"
+            } else {
+                " over TLS"
+            };
+        }
+        if let Some(auth) = &s.auth {
+            d += &format!(" with the shared-key handshake ({})", auth.summary());
+        }
+        d
     }
 }
