@@ -140,6 +140,8 @@ pub struct Config {
     pub parsers_files: Vec<PathBuf>,
     /// Things worth telling the user that do not stop the router.
     pub warnings: Vec<String>,
+    /// Every `[SERVICE]` key so far, later sections after earlier ones (so later keys win).
+    service_keys: Option<Section>,
 }
 
 impl Config {
@@ -177,8 +179,21 @@ impl Config {
         for section in sections {
             match section.kind {
                 SectionKind::Service => {
-                    self.service = Service::from_section(&section, &mut self.warnings)?;
+                    // This section's own errors and warnings, with its own lines...
+                    Service::from_section(&section, &mut self.warnings)?;
                     self.warn_unread(&section);
+                    // ...and the values of all of them merged, as Fluent Bit does.
+                    let merged = match self.service_keys.take() {
+                        None => section,
+                        Some(mut merged) => {
+                            for e in section.entries() {
+                                merged.push(e.key.clone(), e.value.clone(), e.loc.clone());
+                            }
+                            merged
+                        }
+                    };
+                    self.service = Service::from_section(&merged, &mut Vec::new())?;
+                    self.service_keys = Some(merged);
                 }
                 SectionKind::Input => self.inputs.push(section),
                 SectionKind::Filter => self.filters.push(section),
@@ -202,5 +217,29 @@ impl Config {
                 e.loc, e.key
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_service_sections_add_to_earlier_ones() {
+        let dir = std::env::temp_dir().join(format!("lr-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("two-services.conf");
+        std::fs::write(
+            &path,
+            "[SERVICE]\n    Flush 5\n    Log_Level debug\n    HTTP_Server On\n[SERVICE]\n    Grace 3\n    HTTP_Port 2021\n[INPUT]\n    Name forward\n",
+        )
+        .unwrap();
+        let config = Config::from_file(&path, &[]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let s = config.unwrap().service;
+        assert_eq!(s.flush, Duration::from_secs(5), "kept from the first");
+        assert_eq!(s.log_level.as_deref(), Some("debug"));
+        assert_eq!(s.grace, Duration::from_secs(3), "added by the second");
+        assert_eq!(s.http.map(|h| h.port), Some(2021));
     }
 }
