@@ -142,3 +142,61 @@ fn a_config_with_errors_is_refused_and_the_old_one_keeps_running() {
         == 50));
     assert!(router.stop(Duration::from_secs(15)).success());
 }
+
+#[test]
+fn a_reload_whose_new_input_cannot_bind_says_so_in_the_log_and_the_metrics() {
+    let router = Router::start(
+        "
+[SERVICE]
+    Flush 0.2
+    HTTP_Server On
+    HTTP_Listen 127.0.0.1
+    HTTP_Port   0
+[INPUT]
+    Name   forward
+    Listen 127.0.0.1
+    Port   0
+[OUTPUT]
+    Name  null
+    Match *
+",
+        1,
+    );
+    // A port that is taken: the new input cannot bind it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let conf = router.dir.path("fluent-bit.conf");
+    let good = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        format!("{good}[INPUT]\n    Name   forward\n    Alias  second\n    Listen 127.0.0.1\n    Port   {port}\n"),
+    )
+    .unwrap();
+    hangup(&router);
+    assert!(router.wait_log(
+        "configuration reloaded in part: 1 inputs, 0 filters, 1 outputs running; not started: second",
+        Duration::from_secs(10)
+    ));
+    assert!(
+        !router
+            .logs()
+            .iter()
+            .any(|l| l.contains("[reload] configuration reloaded:")),
+        "a partial reload is not reported as done"
+    );
+    let (_, text) = common::http::get(router.http_port(), "/api/v2/metrics/prometheus");
+    assert_eq!(
+        common::http::prom_value(&text, "logrouter_reload_not_applied", "name=\"second\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        common::http::prom_value(&text, "fluentbit_hot_reloaded_times", ""),
+        Some(1.0)
+    );
+    // The input that was running still is.
+    let mut s = router.tcp(0);
+    s.write_all(&mp::message("app", 1, 0, &[("a", "b")]))
+        .unwrap();
+    drop(taken);
+}

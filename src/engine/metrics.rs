@@ -206,6 +206,10 @@ pub struct Snapshot {
     pub inputs: Vec<Arc<InputMetrics>>,
     pub filters: Vec<Arc<FilterMetrics>>,
     pub outputs: Vec<Arc<OutputMetrics>>,
+    /// Reloads applied since start.
+    pub reloads: u64,
+    /// What the last reload could not start (an input that could not bind, the HTTP server).
+    pub not_applied: Vec<String>,
 }
 
 impl Snapshot {

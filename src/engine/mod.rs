@@ -251,6 +251,9 @@ struct Engine {
     retired: Vec<Retired>,
     registry: Arc<Registry>,
     http: Option<monitoring::Server>,
+    reloads: u64,
+    /// What the last reload could not start, by plugin name.
+    not_applied: Vec<String>,
 }
 
 impl Engine {
@@ -292,6 +295,8 @@ impl Engine {
             retired: Vec::new(),
             registry,
             http,
+            reloads: 0,
+            not_applied: Vec::new(),
         };
         for spec in plan.inputs {
             engine.spawn_input(spec);
@@ -328,6 +333,8 @@ impl Engine {
             inputs: self.inputs.iter().map(|i| i.metrics.clone()).collect(),
             filters: self.current.filters.clone(),
             outputs: self.current.outputs.clone(),
+            reloads: self.reloads,
+            not_applied: self.not_applied.clone(),
         });
     }
 
@@ -393,10 +400,14 @@ impl Engine {
         });
         self.service = plan.service;
 
+        let mut not_applied = Vec::new();
         for mut spec in plan.inputs {
             match spec.input.bind().await {
                 Ok(()) => self.spawn_input(spec),
-                Err(e) => tracing::error!("[reload] {e}; the input is not started"),
+                Err(e) => {
+                    tracing::error!("[reload] {e}; the input is not started");
+                    not_applied.push(spec.name.clone());
+                }
             }
         }
         if self.http.as_ref().map(|h| &h.settings) != self.service.http.as_ref() {
@@ -407,21 +418,34 @@ impl Engine {
                 match monitoring::Server::start(settings, self.registry.clone(), self.started).await
                 {
                     Ok(server) => self.http = Some(server),
-                    Err(e) => tracing::error!(
-                        "[reload] http_server: cannot listen on {}:{}: {e}",
-                        settings.listen,
-                        settings.port
-                    ),
+                    Err(e) => {
+                        tracing::error!(
+                            "[reload] http_server: cannot listen on {}:{}: {e}",
+                            settings.listen,
+                            settings.port
+                        );
+                        not_applied.push("http_server".to_string());
+                    }
                 }
             }
         }
+        self.reloads += 1;
+        self.not_applied = not_applied;
         self.publish();
-        tracing::info!(
-            "[reload] configuration reloaded: {} inputs, {} filters, {} outputs",
+        let counts = format!(
+            "{} inputs, {} filters, {} outputs",
             self.inputs.len(),
             self.current.filters.len(),
             self.current.outputs.len()
         );
+        if self.not_applied.is_empty() {
+            tracing::info!("[reload] configuration reloaded: {counts}");
+        } else {
+            tracing::error!(
+                "[reload] configuration reloaded in part: {counts} running; not started: {}",
+                self.not_applied.join(", ")
+            );
+        }
     }
 
     async fn shutdown(self) -> Report {

@@ -78,6 +78,22 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
     .sample("fluentbit_uptime", &[], p.uptime_secs);
     Family::new(
         o,
+        "fluentbit_hot_reloaded_times",
+        "gauge",
+        "Configuration reloads applied since start.",
+    )
+    .sample("fluentbit_hot_reloaded_times", &[], s.reloads);
+    let mut f = Family::new(
+        o,
+        "logrouter_reload_not_applied",
+        "gauge",
+        "Plugins of the last reload that could not start (1 each).",
+    );
+    for name in &s.not_applied {
+        f.sample("logrouter_reload_not_applied", &[("name", name)], 1);
+    }
+    Family::new(
+        o,
         "fluentbit_build_info",
         "gauge",
         "Build version of the router (logrouter).",
