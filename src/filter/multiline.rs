@@ -11,9 +11,12 @@
 //!   the `F` line arrives; the first line's record carries the whole text.
 //!
 //! A group that waits longer than `flush_ms` (default 2000) is flushed as it is, and a group
-//! that grows past `buffer_limit` (default 2 MB) is flushed early; both are counted.
+//! that grows past `buffer_limit` (default 2 MB) is flushed early; both are counted. What all
+//! groups hold together is bounded too (`emitter_mem_buf_limit`, default 10M, and at most
+//! 10,000 groups): past it the oldest groups are flushed as they are, so pieces that never end
+//! (a client inventing ids) cannot grow memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -45,12 +48,61 @@ struct Group {
 /// Pieces are grouped by tag and partial id (Docker) or stream (CRI).
 type GroupKey = (Tag, Box<[u8]>);
 
+/// Most groups held at once.
+const MAX_GROUPS: usize = 10_000;
+const DEFAULT_TOTAL_LIMIT: u64 = 10_000_000;
+
+/// The open groups, their bytes, and the order they were opened in (oldest first; keys of
+/// groups already closed are skipped when met, and swept when they are half the list).
+#[derive(Default)]
+struct Held {
+    groups: HashMap<GroupKey, Group>,
+    opened: VecDeque<GroupKey>,
+    bytes: usize,
+}
+
+impl Held {
+    fn remove(&mut self, key: &GroupKey) -> Option<Group> {
+        let g = self.groups.remove(key)?;
+        self.bytes -= g.bytes + g.first.size();
+        if self.opened.len() > 2 * self.groups.len() + 64 {
+            let groups = &self.groups;
+            self.opened.retain(|k| groups.contains_key(k));
+        }
+        Some(g)
+    }
+
+    /// Closes the oldest groups (never `keep`) until at most `limit` bytes and `MAX_GROUPS`
+    /// groups are held.
+    fn evict(&mut self, limit: usize, keep: &GroupKey) -> Vec<(Tag, Group)> {
+        let mut out = Vec::new();
+        while self.bytes > limit || self.groups.len() > MAX_GROUPS {
+            let Some(key) = self.opened.pop_front() else {
+                break;
+            };
+            if key == *keep {
+                self.opened.push_back(key);
+                if self.groups.len() == 1 {
+                    break;
+                }
+                continue;
+            }
+            if let Some(g) = self.remove(&key) {
+                out.push((key.0, g));
+            }
+        }
+        out
+    }
+}
+
 pub struct Multiline {
     mode: Mode,
     key: Box<[u8]>,
     flush_after: Duration,
     limit: usize,
-    groups: Mutex<HashMap<GroupKey, Group>>,
+    /// Most bytes held by all groups together.
+    total_limit: usize,
+    held: Mutex<Held>,
     metrics: Arc<FilterMetrics>,
 }
 
@@ -94,7 +146,6 @@ impl Multiline {
             "buffer",
             "emitter_name",
             "emitter_storage.type",
-            "emitter_mem_buf_limit",
             "debug_flush",
         ] {
             section.all(key).for_each(drop);
@@ -108,7 +159,11 @@ impl Multiline {
                 .into(),
             flush_after: Duration::from_millis(flush_ms),
             limit: section.size("buffer_limit")?.unwrap_or(DEFAULT_LIMIT) as usize,
-            groups: Mutex::new(HashMap::new()),
+            total_limit: section
+                .size("emitter_mem_buf_limit")?
+                .unwrap_or(DEFAULT_TOTAL_LIMIT)
+                .min(usize::MAX as u64) as usize,
+            held: Mutex::new(Held::default()),
             metrics,
         })
     }
@@ -197,17 +252,18 @@ impl Multiline {
     }
 
     fn take_expired(&self, now: Instant, all: bool) -> Vec<(Tag, Group)> {
-        let Ok(mut groups) = self.groups.lock() else {
+        let Ok(mut held) = self.held.lock() else {
             return Vec::new();
         };
-        let expired: Vec<_> = groups
+        let expired: Vec<_> = held
+            .groups
             .iter()
             .filter(|(_, g)| all || now.duration_since(g.updated) >= self.flush_after)
             .map(|(k, _)| k.clone())
             .collect();
         expired
             .into_iter()
-            .filter_map(|k| groups.remove(&k).map(|g| (k.0, g)))
+            .filter_map(|k| held.remove(&k).map(|g| (k.0, g)))
             .collect()
     }
 }
@@ -218,12 +274,12 @@ impl Filter for Multiline {
         if self.mode == Mode::Cri
             && let Some((stream, content)) = self.cri_final(&event)
         {
-            let held = self
-                .groups
+            let group = self
+                .held
                 .lock()
                 .ok()
-                .and_then(|mut g| g.remove(&(tag.clone(), stream.into())));
-            return match held {
+                .and_then(|mut h| h.remove(&(tag.clone(), stream.into())));
+            return match group {
                 Some(mut group) => {
                     group
                         .pieces
@@ -245,23 +301,32 @@ impl Filter for Multiline {
             ordinal
         };
         let piece = content.to_vec();
-        let (done, overflow) = {
-            let Ok(mut groups) = self.groups.lock() else {
+        let (done, overflow, evicted) = {
+            let Ok(mut held) = self.held.lock() else {
                 return out.emit(event);
             };
-            let group = groups.entry(key.clone()).or_insert_with(|| Group {
-                first: event.clone(),
-                pieces: Vec::new(),
-                bytes: 0,
-                updated: now,
-                last: None,
-            });
+            let held = &mut *held;
+            let group = match held.groups.entry(key.clone()) {
+                std::collections::hash_map::Entry::Occupied(g) => g.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    held.bytes += event.size();
+                    held.opened.push_back(key.clone());
+                    v.insert(Group {
+                        first: event.clone(),
+                        pieces: Vec::new(),
+                        bytes: 0,
+                        updated: now,
+                        last: None,
+                    })
+                }
+            };
             let ordinal = if ordinal == u64::MAX {
                 group.pieces.len() as u64 + 1
             } else {
                 ordinal
             };
             group.bytes += piece.len();
+            held.bytes += piece.len();
             group.pieces.push((ordinal, piece));
             group.updated = now;
             if last {
@@ -271,11 +336,26 @@ impl Filter for Multiline {
             let complete = group.last.is_some_and(|n| group.pieces.len() as u64 >= n);
             let overflow = group.bytes >= self.limit;
             if complete || overflow {
-                (groups.remove(&key), overflow && !complete)
+                (held.remove(&key), overflow && !complete, Vec::new())
             } else {
-                (None, false)
+                (None, false, held.evict(self.total_limit, &key))
             }
         };
+        if !evicted.is_empty() {
+            let n = self.metrics.incomplete.get();
+            if n.is_multiple_of(10_000) {
+                tracing::warn!(
+                    "[filter:multiline] more than {} bytes or {MAX_GROUPS} lines held waiting for their last piece: flushing the oldest as they are ({} so far)",
+                    self.total_limit,
+                    n + 1
+                );
+            }
+        }
+        for (tag, group) in evicted {
+            self.metrics.incomplete.inc();
+            let joined = self.join(group, out);
+            out.emit_as(tag, joined);
+        }
         if let Some(group) = done {
             if overflow {
                 self.metrics.incomplete.inc();
@@ -323,6 +403,37 @@ mod tests {
         format!(
             r#"{{"container_id":"{id}c","log":"{log}","source":"stdout","partial_message":"true","partial_id":"{id}","partial_ordinal":"{ordinal}","partial_last":"{last}"}}"#
         )
+    }
+
+    #[test]
+    fn pieces_that_never_end_are_flushed_oldest_first_past_the_total_limit() {
+        let metrics = Arc::new(FilterMetrics::default());
+        let f = Multiline::from_section(
+            &section(&[
+                ("Mode", "partial_message"),
+                ("emitter_mem_buf_limit", "4k"),
+                ("flush_ms", "60000"),
+            ]),
+            metrics.clone(),
+        )
+        .unwrap();
+        // 1,000 lines whose last piece never comes, each under its own id.
+        let input: Vec<String> = (0..1000)
+            .map(|i| piece(&format!("id{i}"), 1, false, &"x".repeat(100)))
+            .collect();
+        let refs: Vec<&str> = input.iter().map(String::as_str).collect();
+        let out = records(&f, &refs);
+        let held = f.held.lock().unwrap();
+        assert!(held.bytes <= 4096, "held {} bytes", held.bytes);
+        assert!(held.opened.len() <= 2 * held.groups.len() + 64);
+        assert_eq!(
+            out.len() + held.groups.len(),
+            1000,
+            "every line flushed or held"
+        );
+        assert_eq!(metrics.incomplete.get(), out.len() as u64);
+        // The oldest went first, as they were.
+        assert!(out[0].contains("\"container_id\":\"id0c\""), "{}", out[0]);
     }
 
     #[test]

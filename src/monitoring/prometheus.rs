@@ -241,6 +241,14 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
         "Records left under their tag because the new tag was too long.",
         |m| m.tag_too_long.get()
     );
+    per_plugin!(
+        o,
+        s.filters,
+        "logrouter_filter_incomplete_records_total",
+        "counter",
+        "Lines the multiline filter flushed before their last piece (timeout, size, memory bound, shutdown).",
+        |m| m.incomplete.get()
+    );
 
     per_plugin!(
         o,
