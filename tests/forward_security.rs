@@ -2,6 +2,7 @@
 //! fluent-logger (`security`, `tls`), Fluent Bit 5.1.1's out_forward (`Shared_Key`, `tls On`),
 //! and a Python client speaking the protocol with msgpack, hashlib and ssl.
 
+#[macro_use]
 mod common;
 
 use std::process::{Command, Output};
@@ -9,18 +10,6 @@ use std::time::Duration;
 
 use common::{Router, TempDir, fluent_bit, make_certs, node_sender, python, wait_lines};
 use serde_json::{Value, json};
-
-macro_rules! service {
-    () => {
-        "
-[SERVICE]
-    Flush 0.2
-    HTTP_Server On
-    HTTP_Listen 127.0.0.1
-    HTTP_Port   0
-"
-    };
-}
 
 const SHARED_KEY: &str = concat!(
     service!(),

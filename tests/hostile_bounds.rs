@@ -2,6 +2,7 @@
 //! millions of events. Each costs time linear in its bytes and memory within the limits, and a
 //! canary client on another connection keeps getting its acks promptly meanwhile.
 
+#[macro_use]
 mod common;
 
 use std::io::{Read, Write};
@@ -12,19 +13,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{Router, mp, wait_lines, wait_until};
-
-/// The shared `[SERVICE]`: fast flushes and the monitoring server, for the counters.
-macro_rules! service {
-    () => {
-        "
-[SERVICE]
-    Flush 0.2
-    HTTP_Server On
-    HTTP_Listen 127.0.0.1
-    HTTP_Port   0
-"
-    };
-}
 
 const CONFIG: &str = concat!(
     service!(),

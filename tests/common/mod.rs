@@ -16,6 +16,21 @@ pub mod http;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_logrouter");
 
+/// A `[SERVICE]` with fast flushes and the monitoring server on a free port (for the
+/// counters), as a literal for `concat!` (`#[macro_use] mod common;`).
+#[allow(unused_macros)]
+macro_rules! service {
+    () => {
+        "
+[SERVICE]
+    Flush 0.2
+    HTTP_Server On
+    HTTP_Listen 127.0.0.1
+    HTTP_Port   0
+"
+    };
+}
+
 /// A private directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
 
