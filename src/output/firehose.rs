@@ -176,7 +176,30 @@ fn raw_value<'a>(event: &'a Event, key: &[u8]) -> Option<&'a [u8]> {
 /// A Firehose record and the chunk events it carries.
 struct Outgoing {
     data: Vec<u8>,
-    events: Vec<usize>,
+    events: Events,
+}
+
+/// The chunk events of one Firehose record: one, or several with `simple_aggregation` (one
+/// allocation less per record in the common case).
+enum Events {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl Events {
+    fn push(&mut self, i: usize) {
+        match self {
+            Events::One(first) => *self = Events::Many(vec![*first, i]),
+            Events::Many(v) => v.push(i),
+        }
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            Events::One(i) => std::slice::from_ref(i),
+            Events::Many(v) => v,
+        }
+    }
 }
 
 /// Bytes a record adds to a PutRecordBatch request body (base64 plus JSON framing).
@@ -190,20 +213,21 @@ impl Firehose {
     fn records(&self, chunk: &mut Chunk) -> Vec<Outgoing> {
         let mut out: Vec<Outgoing> = Vec::new();
         let mut dropped = Vec::new();
-        let mut buf = Vec::new();
+        // Records of a chunk are alike: each is encoded straight into a buffer of the size of
+        // the one before.
+        let mut size_hint = 0;
         for (i, tag, event) in chunk.pending() {
-            buf.clear();
-            self.encode(event, &mut buf);
-            if buf.len() <= 1 {
+            let mut data = Vec::with_capacity(size_hint);
+            self.encode(event, &mut data);
+            if data.len() <= 1 {
                 // Nothing to send (an empty log_key value): Fluent Bit skips these too.
                 dropped.push((i, None));
                 continue;
             }
-            let mut data = if self.gzip {
-                super::gzip(&buf)
-            } else {
-                buf.clone()
-            };
+            size_hint = data.len() + data.len() / 8;
+            if self.gzip {
+                data = super::gzip(&data);
+            }
             if data.len() > MAX_RECORD_BYTES
                 && self.truncate
                 && let Some(t) = self.truncated(event, data.len())
@@ -230,7 +254,7 @@ impl Firehose {
                 }
                 _ => out.push(Outgoing {
                     data,
-                    events: vec![i],
+                    events: Events::One(i),
                 }),
             }
         }
@@ -333,7 +357,11 @@ impl Firehose {
             let mut reason = String::new();
             for (i, o) in batch.into_iter().enumerate() {
                 match responses.get(i).map(|r| r.error_code.as_deref()) {
-                    Some(None) => o.events.iter().for_each(|&e| chunk.mark_delivered(e)),
+                    Some(None) => o
+                        .events
+                        .as_slice()
+                        .iter()
+                        .for_each(|&e| chunk.mark_delivered(e)),
                     code => {
                         if reason.is_empty() {
                             reason = code
@@ -514,7 +542,7 @@ mod tests {
         let f = firehose(&[("simple_aggregation", "On")]);
         let out = f.records(&mut chunk(&logs));
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].events.len(), 10);
+        assert_eq!(out[0].events.as_slice().len(), 10);
         assert_eq!(String::from_utf8_lossy(&out[0].data).lines().count(), 10);
         let f = firehose(&[("compression", "gzip")]);
         let out = f.records(&mut chunk(&logs));
