@@ -11,6 +11,18 @@ use std::time::Duration;
 use common::{Router, TempDir, fluent_bit, make_certs, node_sender, python, wait_lines};
 use serde_json::{Value, json};
 
+/// Every test's output: a file the test reads back.
+macro_rules! out_log {
+    () => {
+        "[OUTPUT]
+    Name  file
+    Match *
+    Path  {dir}
+    File  out.log
+"
+    };
+}
+
 const SHARED_KEY: &str = concat!(
     service!(),
     "[INPUT]
@@ -24,12 +36,8 @@ const SHARED_KEY: &str = concat!(
     unix_path     {dir}/fluent.sock
     Shared_Key    s3cr3t-key
     Self_Hostname router.example
-[OUTPUT]
-    Name  file
-    Match *
-    Path  {dir}
-    File  out.log
-"
+",
+    out_log!()
 );
 
 const USERS: &str = concat!(
@@ -41,12 +49,8 @@ const USERS: &str = concat!(
     Shared_Key     s3cr3t-key
     Security.Users alice pa55word
     Security.Users bob   other
-[OUTPUT]
-    Name  file
-    Match *
-    Path  {dir}
-    File  out.log
-"
+",
+    out_log!()
 );
 
 fn node(cfg: Value) -> Output {
@@ -219,16 +223,7 @@ print(json.dumps(out))
 "#;
 
 fn raw(cfg: Value) -> Value {
-    let out = Command::new(python())
-        .args(["-c", RAW_CLIENT, &cfg.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&common::python_ok(&["-c", RAW_CLIENT, &cfg.to_string()])).unwrap()
 }
 
 #[test]
@@ -399,16 +394,11 @@ fn tls_config(dir: &std::path::Path, verify: bool) -> String {
     tls.crt_file  {d}/server.crt
     tls.key_file  {d}/server.key
     tls.ca_file   {d}/ca.crt
-[OUTPUT]
-    Name  file
-    Match *
-    Path  {{dir}}
-    File  out.log
 "
         ),
         verify = if verify { "On" } else { "Off" },
         d = d
-    )
+    ) + out_log!()
 }
 
 #[test]

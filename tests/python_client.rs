@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Router, python, wait_lines};
+use common::{Router, wait_lines};
 use serde_json::json;
 
 const SENDER: &str = r#"
@@ -25,15 +24,7 @@ s.close()
 "#;
 
 fn send(host: &str, port: u16) {
-    let out = Command::new(python())
-        .args(["-c", SENDER, host, &port.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::python_ok(&["-c", SENDER, host, &port.to_string()]);
 }
 
 const CONFIG: &str = "

@@ -70,18 +70,9 @@ impl Moto {
 
     fn helper(&self, args: &[&str]) -> String {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws_helper.py");
-        let out = Command::new(python())
-            .arg(script)
-            .arg(&self.endpoint)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let mut all = vec![script, self.endpoint.as_str()];
+        all.extend_from_slice(args);
+        String::from_utf8(super::python_ok(&all)).unwrap()
     }
 
     /// Creates `bucket`, and a Firehose delivery stream into it when `stream` is given.

@@ -379,6 +379,18 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// Runs the test venv's Python with `args`, fails the test (with Python's stderr) if it does
+/// not exit 0, and returns what it printed.
+pub fn python_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
+    let out = Command::new(python()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Raises this test process's open-files soft limit to the hard limit (many client sockets).
 pub fn raise_nofile() {
     let mut lim = libc::rlimit {
